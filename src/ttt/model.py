@@ -1,0 +1,159 @@
+"""TtTModel: a stock Hugging Face causal LM + the TtT vocabulary, mask and unified loss.
+
+The backbone's modeling file is untouched: the modality-aware mask goes in through `attention_mask`
+(a 4D tensor, or a Flex `BlockMask`), which transformers passes to the attention implementation as is.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from ttt.collate import collate
+from ttt.config import TtTConfig
+from ttt.format import EncodedExample, Formatter, Modality
+from ttt.masks import attention_mask_for
+from ttt.vocab import Vocab, add_ttt_tokens
+
+
+@dataclass
+class TtTOutput(ModelOutput):
+    """`loss` = `text_loss` + `audio_loss`; `logits` over every position unless `return_logits=False`."""
+
+    loss: torch.Tensor | None = None
+    text_loss: torch.Tensor | None = None
+    audio_loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+class TtTModel(nn.Module):
+    """Autoregressive text and absorbing-diffusion audio in one decoder-only Transformer."""
+
+    def __init__(self, backbone: PreTrainedModel, tokenizer, config: TtTConfig) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.config = config
+        self.vocab = Vocab.from_tokenizer(tokenizer, config.audio_codebook_size)
+        if len(tokenizer) > backbone.get_input_embeddings().num_embeddings:
+            raise ValueError(
+                f"tokenizer has {len(tokenizer)} tokens but the backbone embeds only "
+                f"{backbone.get_input_embeddings().num_embeddings}; use TtTModel.from_backbone"
+            )
+        self.formatter = Formatter(tokenizer, self.vocab, config.bidirectional_input_audio)
+
+    @classmethod
+    def from_backbone(
+        cls, backbone: PreTrainedModel, tokenizer, audio_codebook_size: int = 16384, **config
+    ) -> "TtTModel":
+        """Add the TtT and audio tokens to `tokenizer` and grow the backbone's embeddings to match."""
+        cfg = TtTConfig(audio_codebook_size=audio_codebook_size, **config)
+        add_ttt_tokens(tokenizer, audio_codebook_size)
+        if len(tokenizer) > backbone.get_input_embeddings().num_embeddings:
+            backbone.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+        return cls(backbone, tokenizer, cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    def encode(self, example: dict, index: int = 0) -> EncodedExample:
+        """Validate and encode one example once (cache the result; `collate` accepts it)."""
+        return self.formatter.encode(example, index)
+
+    def collate(
+        self, examples: list, train: bool = True, pack: bool = False, generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
+        """A batch for `forward`; with `train`, SST/BANOM/PPM and masking per `self.config`."""
+        return collate(examples, self.formatter, self.config, train=train, pack=pack, generator=generator)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        labels: torch.Tensor,
+        modality: torch.Tensor,
+        span_ids: torch.Tensor,
+        doc_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        trainable: torch.Tensor,
+        masked: torch.Tensor,
+        p_mask: torch.Tensor,
+        n_maskable: torch.Tensor,
+        return_logits: bool = True,
+    ) -> TtTOutput:
+        """Unified loss: next-token CE on text + 1/t-weighted same-position CE on masked audio.
+
+        Each part is normalised per example (text by its text-target count, audio by its maskable count)
+        and averaged over the examples of the batch, as the reference does.
+        """
+        n_docs = n_maskable.numel()
+        same_doc_next = doc_ids[:, :-1] == doc_ids[:, 1:]
+        next_trainable = trainable[:, 1:] & same_doc_next & ~masked[:, :-1]
+        if self.config.mode == "ttt":
+            next_trainable &= modality[:, 1:] == Modality.TEXT
+        elif self.config.mode == "nar":
+            next_trainable = torch.zeros_like(next_trainable)
+        text_target = nn.functional.pad(next_trainable, (0, 1))
+        need = (text_target | masked).any(0).nonzero().flatten()
+        outputs = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask_for(self.backbone, doc_ids, span_ids),
+            position_ids=position_ids,
+            logits_to_keep=0 if return_logits else need,
+            use_cache=False,
+        )
+        logits = outputs.logits[:, need] if return_logits else outputs.logits
+        next_labels = nn.functional.pad(labels[:, 1:], (0, 1))
+        target = torch.where(masked, labels, next_labels)[:, need]
+        ce = nn.functional.cross_entropy(logits.float().flatten(0, 1), target.flatten(), reduction="none")
+        ce = ce.view(target.shape)
+
+        doc = doc_ids[:, need].clamp(min=0)
+        text_w = text_target[:, need].float()
+        text_count = torch.zeros(n_docs, device=ce.device).index_add_(0, doc.flatten(), text_w.flatten())
+        text_w = text_w / text_count.clamp(min=1)[doc]
+        audio_w = masked[:, need].float() / (p_mask[:, need] * n_maskable.clamp(min=1)[doc])
+        text_loss = (ce * text_w).sum() / n_docs
+        audio_loss = (ce * audio_w).sum() / n_docs
+        return TtTOutput(
+            loss=text_loss + audio_loss,
+            text_loss=text_loss.detach(),
+            audio_loss=audio_loss.detach(),
+            logits=outputs.logits if return_logits else None,
+        )
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Weights (safetensors), HF config, tokenizer and `ttt_config.json`, swapped in atomically."""
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            self.backbone.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            self.config.save(tmp)
+            old = target.with_name(f".{target.name}.old")
+            if target.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                target.rename(old)
+            tmp.rename(target)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, **model_kwargs) -> "TtTModel":
+        """Load what `save_pretrained` wrote; `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
+        directory = Path(directory)
+        if not (directory / "ttt_config.json").is_file():
+            raise FileNotFoundError(f"{directory} is not a TtT model directory (no ttt_config.json)")
+        config = TtTConfig.load(directory)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        backbone = AutoModelForCausalLM.from_pretrained(directory, **model_kwargs)
+        return cls(backbone, tokenizer, config)
