@@ -3,21 +3,13 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 
 from ttt.backbones import tiny_backbone, train_bpe_tokenizer
 from ttt.model import TtTModel
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-CODEBOOK = 64
-WORDS = [
-    "what is seven plus four", "seven plus four is eleven", "the capital of france is paris",
-    "hello world, how are you today?", "Every evening, the dogs in our neighbourhood are howling.",
-    "of the existence of which lavoisier was unaware in the fermented liquid",
-]
-
+from helpers import CODEBOOK, SHARED, WORDS
 
 @pytest.fixture(scope="session")
 def base_tokenizer():
@@ -34,22 +26,6 @@ def make_model(base_tokenizer):
         return TtTModel.from_backbone(backbone, tok, audio_codebook_size=codebook, **config).eval()
 
     return make
-
-
-def audio(codes) -> str:
-    return "".join(f"<|audio_{c}|>" for c in codes)
-
-
-def chat_example(n_spans: int = 2, last: int = 9, user_codes: int = 7) -> dict:
-    """User speech -> assistant text with `n_spans` fixed 26-code spans and a final span of `last` codes."""
-    spans = "".join(f" chunk {i}<|begin_of_audio|>{audio(range(i, i + 26))}<|end_of_audio_new|>" for i in range(n_spans))
-    return {
-        "messages": [
-            {"role": "system", "content": "You are helpful."},
-            {"role": "user", "content": f"<|begin_of_audio|>{audio(range(user_codes))}<|end_of_audio|>"},
-            {"role": "assistant", "content": f"{spans} the end<|begin_of_quad|>{audio(range(last))}<|end_of_audio_span_last|>"},
-        ]
-    }
 
 
 @pytest.fixture

@@ -144,8 +144,12 @@ class Formatter:
             raise ValueError("prompt: 'messages' must be a non-empty list")
         for m, message in enumerate(messages):
             self._add_message(b, message, f"prompt, message {m}")
-        b.add([self.vocab.im_start] + self._text_ids("assistant\n"), Modality.TEXT, False)
+        b.add(self.assistant_header(), Modality.TEXT, False)
         return b.finish({})
+
+    def assistant_header(self) -> list[int]:
+        """The ids that open an assistant turn (what generation starts after)."""
+        return [self.vocab.im_start] + self._text_ids("assistant\n")
 
     def _add_message(self, b: _Builder, message: dict, where: str) -> None:
         if not isinstance(message, dict) or "role" not in message or "content" not in message:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import audio, chat_example
+from helpers import audio, chat_example
 from ttt.format import Modality, input_audio, interleave
 
 

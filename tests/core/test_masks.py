@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from conftest import chat_example
+from helpers import chat_example
 from ttt.format import Modality
 from ttt.masks import block_mask, dense_mask, mask_mod
 

@@ -1,7 +1,7 @@
 """Statistics of the noising (masking rate, BANOM, PPM, SST), reproducibility and the baseline modes."""
 import torch
 
-from conftest import chat_example
+from helpers import chat_example
 from ttt.format import Modality
 
 
