@@ -27,7 +27,7 @@ def test_jsonl_and_json_list_load_the_same_examples(tmp_path, make_model):
 
 
 def test_official_sample_file_loads_unchanged(official_samples, make_model):
-    from conftest import SHARED
+    from helpers import SHARED
 
     path = SHARED / "reference" / "official_ttt_asr_samples.json"
     model = make_model(codebook=16384)

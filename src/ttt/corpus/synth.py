@@ -1,0 +1,395 @@
+"""Build the synthetic speech corpus: deterministic from a seed, rendered by three offline TTS engines.
+
+Layout of the output folder (all paths in manifests are relative to it):
+
+- ``{split}.jsonl`` for train/valid/test, one example per line::
+
+      {"id", "task", "question", "question_audio", "question_voice",
+       "answer", "answer_audio", "answer_voice", "key"}
+
+  tasks: ``asr`` (question_audio → answer = its transcript; question is null), ``tts`` (question =
+  text → answer_audio in the target voice), ``spoken_qa`` (question_audio in any voice, question =
+  its transcript → answer text + answer_audio in the target voice), ``text_chat`` (text only).
+- ``audio_{split}.jsonl``: ``{"audio", "text", "voice"}`` for every wav *first* used by that split,
+  in the order train, valid, test, so valid/test lists never repeat audio that train has
+  (the target-voice answer to a seen question is shared, and listed under train).
+- ``wavs/{voice}/{sha1(text)}.wav``: 16 kHz mono PCM16, peak-normalised to 0.9 so every engine
+  has one loudness; each (voice, text) pair is rendered once and shared by all examples.
+- ``corpus_card.json``: counts per split and task, voices, held-out keys, hours of audio.
+
+Held out (see `holdout`): a few arithmetic pairs per operation appear in no train example at all
+(compositional generalisation), and two capitals are never *spoken* in train but are taught in train
+as ``text_chat`` (cross-modal transfer: learned from text, asked by voice). Each held-out key belongs
+to exactly one of valid or test. Some voices (`TEST_ONLY_VOICES`) speak only in test. Answers and
+assistant speech always use the one target voice, so the model has one voice to learn.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ttt.corpus.voices import TARGET_VOICE, TEST_ONLY_VOICES, VOICES
+from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "valid", "test")
+TASKS = ("asr", "tts", "spoken_qa", "text_chat")
+SAMPLE_RATE = 16000
+PEAK = 0.9
+HELDOUT_ARITHMETIC_FRACTION = 0.08
+HELDOUT_CAPITALS = 2
+PIPER_ITEMS_PER_SHARD = 100
+MAX_PIPER_SHARDS = 32
+FLITE_JOB_SIZE = 200
+
+
+@dataclass(frozen=True)
+class CorpusSize:
+    """Examples per task for train; valid and test each get `eval_fraction` of it (at least 2)."""
+
+    spoken_qa: int
+    asr: int
+    tts: int
+    text_chat: int
+    eval_fraction: float = 0.08
+
+    def for_split(self, split: str) -> dict[str, int]:
+        counts = {task: getattr(self, task) for task in TASKS}
+        if split == "train":
+            return counts
+        return {task: max(2, round(n * self.eval_fraction)) for task, n in counts.items()}
+
+
+SIZES = {
+    "tiny": CorpusSize(spoken_qa=10, asr=6, tts=6, text_chat=10, eval_fraction=0.3),
+    "small": CorpusSize(spoken_qa=600, asr=300, tts=200, text_chat=400, eval_fraction=0.15),
+    "default": CorpusSize(spoken_qa=5000, asr=2500, tts=1000, text_chat=3000),
+}
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Which keys each split may use. `heldout[key]` is "valid" or "test"; `text_only` keys are
+    held out from spoken train examples only."""
+
+    heldout: dict[str, str]
+    text_only: frozenset[str]
+
+    def allowed(self, item: Item, split: str, spoken: bool) -> bool:
+        owner = self.heldout.get(item.key)
+        if owner is None:
+            return True
+        if split == "train":
+            return not spoken and item.key in self.text_only
+        return owner == split
+
+
+def holdout(items: list[Item], seed: int) -> Holdout:
+    """Draw the held-out combinations: a fraction of each arithmetic operation, and two capitals."""
+    rng = random.Random(f"holdout-{seed}")
+    heldout: dict[str, str] = {}
+    for topic in ARITHMETIC_TOPICS:
+        keys = [it.key for it in items if it.topic == topic]
+        chosen = rng.sample(keys, max(2, round(len(keys) * HELDOUT_ARITHMETIC_FRACTION)))
+        heldout.update({k: SPLITS[1 + i % 2] for i, k in enumerate(chosen)})
+    capitals = rng.sample([it.key for it in items if it.topic == "capital"], HELDOUT_CAPITALS)
+    heldout.update({k: SPLITS[1 + i % 2] for i, k in enumerate(capitals)})
+    return Holdout(heldout, frozenset(capitals))
+
+
+def voices_for(split: str) -> list[str]:
+    """Input voices a split may use: test-only voices appear in test and nowhere else."""
+    if split == "test":
+        return list(VOICES)
+    return [v for v in VOICES if v not in TEST_ONLY_VOICES]
+
+
+def wav_path(voice: str, text: str) -> str:
+    digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+    return f"wavs/{voice}/{digest}.wav"
+
+
+class _SplitBuilder:
+    """Draws the examples of one split; `renders` collects every (voice, text) it needs spoken."""
+
+    def __init__(self, split: str, items: list[Item], hold: Holdout, rng: random.Random,
+                 train_renders: set[tuple[str, str]]) -> None:
+        self.split, self.rng, self.hold = split, rng, hold
+        self.train_renders = train_renders
+        self.items = items
+        self.voices = voices_for(split)
+        self.renders: dict[tuple[str, str], None] = {}
+        self.examples: list[dict] = []
+        self.task_counts: Counter[str] = Counter()
+        self._pools: dict[bool, tuple[list[Item], list[Item]]] = {}
+
+    def pool(self, spoken: bool) -> tuple[list[Item], list[Item]]:
+        """(held-out items owned by this split, other items the split may use)."""
+        if spoken not in self._pools:
+            allowed = [it for it in self.items if self.hold.allowed(it, self.split, spoken)]
+            own = [it for it in allowed if self.hold.heldout.get(it.key) == self.split]
+            self._pools[spoken] = (own, [it for it in allowed if it not in own])
+        return self._pools[spoken]
+
+    def pick_item(self, spoken: bool) -> Item:
+        """In valid/test half of the draws are uniform over the split's own held-out keys; the rest
+        are half arithmetic, half facts (facts are few, so they would drown otherwise)."""
+        own, other = self.pool(spoken)
+        if own and self.rng.random() < 0.5:
+            return self.rng.choice(own)
+        arithmetic = [it for it in other if it.topic in ARITHMETIC_TOPICS]
+        facts = [it for it in other if it.topic not in ARITHMETIC_TOPICS]
+        group = arithmetic if arithmetic and (not facts or self.rng.random() < 0.5) else facts
+        return self.rng.choice(group)
+
+    def pick_voice(self, text: str) -> str:
+        """A voice for an input utterance; in test half of them are test-only voices; outside train,
+        a (voice, text) rendering that train already has is avoided."""
+        voices = self.voices
+        if self.split == "test" and self.rng.random() < 0.5:
+            voices = list(TEST_ONLY_VOICES)
+        for _ in range(20):
+            voice = self.rng.choice(voices)
+            if (voice, text) not in self.train_renders:
+                break
+        return voice
+
+    def audio(self, voice: str | None, text: str) -> str | None:
+        if voice is None:
+            return None
+        self.renders[(voice, text)] = None
+        return wav_path(voice, text)
+
+    def add(self, task: str, item: Item, *, question: str | None, answer: str,
+            spoken: str | None = None, spoken_voice: str | None = None,
+            answer_voice: str | None = None) -> None:
+        """Append one manifest row; `spoken` is the text rendered by `spoken_voice` as input audio."""
+        self.task_counts[task] += 1
+        self.examples.append({
+            "id": f"{self.split}-{task}-{self.task_counts[task] - 1:05d}",
+            "task": task,
+            "question": question,
+            "question_audio": self.audio(spoken_voice, spoken) if spoken else None,
+            "question_voice": spoken_voice,
+            "answer": answer,
+            "answer_audio": self.audio(answer_voice, answer),
+            "answer_voice": answer_voice,
+            "key": item.key,
+        })
+
+    def build(self, counts: dict[str, int]) -> None:
+        for _ in range(counts["spoken_qa"]):
+            item = self.pick_item(spoken=True)
+            question = self.rng.choice(item.questions)
+            self.add("spoken_qa", item, question=question, answer=item.answer, spoken=question,
+                     spoken_voice=self.pick_voice(question), answer_voice=TARGET_VOICE)
+        for _ in range(counts["asr"]):
+            item = self.pick_item(spoken=True)
+            text = self.rng.choice(item.questions + (item.answer,))
+            self.add("asr", item, question=None, answer=text, spoken=text,
+                     spoken_voice=self.pick_voice(text))
+        for item, text in self.tts_texts(counts["tts"]):
+            self.add("tts", item, question=text, answer=text, answer_voice=TARGET_VOICE)
+        for _ in range(counts["text_chat"]):
+            item = self.pick_item(spoken=False)
+            self.add("text_chat", item, question=self.rng.choice(item.questions),
+                     answer=item.answer)
+
+    def tts_texts(self, count: int) -> list[tuple[Item, str]]:
+        """Answers first (held-out ones first outside train), then questions; each text once."""
+        own, other = self.pool(spoken=True)
+        ordered: list[tuple[Item, str]] = []
+        for group in (own, other):
+            shuffled = list(group)
+            self.rng.shuffle(shuffled)
+            ordered += [(it, it.answer) for it in shuffled]
+        questions = [(it, q) for it in own + other for q in it.questions]
+        self.rng.shuffle(questions)
+        ordered += questions
+        seen: set[str] = set()
+        chosen = []
+        for item, text in ordered:
+            if text in seen or (self.split != "train" and (TARGET_VOICE, text) in self.train_renders
+                                and item.key not in self.hold.heldout):
+                continue
+            seen.add(text)
+            chosen.append((item, text))
+            if len(chosen) == count:
+                break
+        return chosen
+
+
+def plan_corpus(seed: int, size: CorpusSize) -> tuple[dict[str, list[dict]], Holdout]:
+    """All examples of all splits (no audio rendered yet), as manifest dicts."""
+    items = build_world()
+    hold = holdout(items, seed)
+    examples: dict[str, list[dict]] = {}
+    train_renders: set[tuple[str, str]] = set()
+    for split in SPLITS:
+        builder = _SplitBuilder(split, items, hold, random.Random(f"{split}-{seed}"), train_renders)
+        builder.build(size.for_split(split))
+        examples[split] = builder.examples
+        if split == "train":
+            train_renders = set(builder.renders)
+    return examples, hold
+
+
+def _renders_by_split(examples: dict[str, list[dict]]) -> dict[str, list[tuple[str, str]]]:
+    """Each distinct (voice, text) under the first split that uses it, in first-use order."""
+    seen: set[tuple[str, str]] = set()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for split in SPLITS:
+        out[split] = []
+        for ex in examples[split]:
+            for role in ("question", "answer"):
+                voice = ex[f"{role}_voice"]
+                if voice is None:
+                    continue
+                text = ex["answer"] if ex["task"] == "asr" else ex[role]
+                if (voice, text) not in seen:
+                    seen.add((voice, text))
+                    out[split].append((voice, text))
+    return out
+
+
+def _jobs(renders: list[tuple[str, str]], seed: int) -> list[tuple[str, int, list[tuple[str, str]]]]:
+    """Fixed work units (engine, engine seed, renders), cut from the corpus plan and never from the
+    worker count, each rendered in sorted order by a freshly seeded engine (see
+    `ttt.corpus.voices` for why that makes piper and espeak-ng reproducible). Piper gets a fresh
+    ONNX session per shard; espeak-ng's state cannot be reset inside a process, so all of its
+    renders form one unit (a few ms each), the first to run in a freshly spawned worker."""
+    by_engine: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for voice, text in sorted(renders):
+        by_engine[VOICES[voice].engine].append((voice, text))
+    jobs = [("espeak", seed, by_engine["espeak"])] if by_engine["espeak"] else []
+    piper = by_engine["piper"]
+    n_shards = max(1, min(MAX_PIPER_SHARDS, math.ceil(len(piper) / PIPER_ITEMS_PER_SHARD)))
+    shards: list[list[tuple[str, str]]] = [[] for _ in range(n_shards)]
+    for voice, text in piper:
+        digest = hashlib.sha1(f"{voice}\n{text}".encode("utf-8")).digest()
+        shards[int.from_bytes(digest[:4], "big") % n_shards].append((voice, text))
+    jobs += [("piper", seed * 1009 + i, shard) for i, shard in enumerate(shards) if shard]
+    flite = by_engine["flite"]
+    jobs += [("flite", 0, flite[i:i + FLITE_JOB_SIZE]) for i in range(0, len(flite), FLITE_JOB_SIZE)]
+    return jobs
+
+
+def _render_job(job: tuple[str, int, list[tuple[str, str]], str]) -> list[tuple[str, int]]:
+    """Render one work unit into `out`; returns (relative path, number of 16 kHz samples)."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    from ttt.corpus.voices import make_engine
+
+    engine_name, engine_seed, renders, out = job
+    engine = make_engine(engine_name, engine_seed)
+    done = []
+    for voice, text in renders:
+        wave, rate = engine.synthesize(text, **VOICES[voice].params)
+        if rate != SAMPLE_RATE:
+            g = math.gcd(rate, SAMPLE_RATE)
+            wave = resample_poly(wave, SAMPLE_RATE // g, rate // g)
+        peak = float(np.max(np.abs(wave)))
+        if not np.isfinite(peak) or peak < 1e-4:
+            raise ValueError(f"voice {voice} produced silent or invalid audio for {text!r}")
+        wave = np.clip(wave * (PEAK / peak), -1.0, 1.0)
+        path = Path(out) / wav_path(voice, text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, wave, SAMPLE_RATE, subtype="PCM_16")
+        done.append((wav_path(voice, text), len(wave)))
+    return done
+
+
+def _render_all(jobs: list, out: Path, workers: int) -> dict[str, int]:
+    """Render every job in `workers` spawned processes (never in this one, whose espeak-ng state may
+    already be used); returns the number of 16 kHz samples per wav path."""
+    import multiprocessing
+
+    from tqdm import tqdm
+
+    lengths: dict[str, int] = {}
+    tasks = [(*job, str(out)) for job in jobs]
+    context = multiprocessing.get_context("spawn")
+    with tqdm(total=sum(len(job[2]) for job in jobs), desc="synthesizing", unit="wav") as bar, \
+            context.Pool(max(1, min(workers, len(tasks)))) as pool:
+        for done in pool.imap_unordered(_render_job, tasks):
+            lengths.update(done)
+            bar.update(len(done))
+    return lengths
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "default",
+                 workers: int = 1, overwrite: bool = False) -> dict:
+    """Plan, render and write the corpus into `out`; returns the corpus card."""
+    if isinstance(size, str):
+        if size not in SIZES:
+            raise ValueError(f"unknown corpus size {size!r}; expected one of {', '.join(SIZES)}")
+        size = SIZES[size]
+    if min(size.spoken_qa, size.asr, size.tts, size.text_chat) < 0:
+        raise ValueError(f"corpus counts must be non-negative, got {size}")
+    out = Path(out)
+    existing = [out / name for name in ("wavs", "corpus_card.json") if (out / name).exists()]
+    if existing and not overwrite:
+        raise ValueError(f"{out} already holds a corpus ({existing[0].name}); "
+                         "replace it with overwrite=True (CLI: --overwrite)")
+    if overwrite and (out / "wavs").exists():
+        shutil.rmtree(out / "wavs")
+    out.mkdir(parents=True, exist_ok=True)
+
+    examples, hold = plan_corpus(seed, size)
+    renders = _renders_by_split(examples)
+    all_renders = [r for split in SPLITS for r in renders[split]]
+    log.info("planned %d examples and %d distinct wavs",
+             sum(map(len, examples.values())), len(all_renders))
+    lengths = _render_all(_jobs(all_renders, seed), out, workers)
+
+    for split in SPLITS:
+        _write_jsonl(out / f"{split}.jsonl", examples[split])
+        _write_jsonl(out / f"audio_{split}.jsonl", [
+            {"audio": wav_path(v, t), "text": t, "voice": v} for v, t in renders[split]])
+    card = _card(seed, size, examples, renders, lengths, hold)
+    (out / "corpus_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return card
+
+
+def _card(seed: int, size: CorpusSize, examples: dict[str, list[dict]],
+          renders: dict[str, list[tuple[str, str]]], lengths: dict[str, int], hold: Holdout) -> dict:
+    def hours(pairs: list[tuple[str, str]]) -> float:
+        return round(sum(lengths[wav_path(v, t)] for v, t in pairs) / SAMPLE_RATE / 3600, 4)
+
+    by_engine: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for split in SPLITS:
+        for voice, text in renders[split]:
+            by_engine[VOICES[voice].engine].append((voice, text))
+    return {
+        "seed": seed,
+        "size": asdict(size),
+        "sample_rate": SAMPLE_RATE,
+        "examples": {s: dict(Counter(e["task"] for e in examples[s])) for s in SPLITS},
+        "wavs": {s: len(renders[s]) for s in SPLITS},
+        "hours": {s: hours(renders[s]) for s in SPLITS},
+        "hours_by_engine": {e: hours(p) for e, p in sorted(by_engine.items())},
+        "total_hours": hours([r for s in SPLITS for r in renders[s]]),
+        "target_voice": TARGET_VOICE,
+        "voices": {v: VOICES[v].engine for v in VOICES},
+        "test_only_voices": list(TEST_ONLY_VOICES),
+        "heldout_keys": {s: sorted(k for k, o in hold.heldout.items() if o == s)
+                         for s in SPLITS[1:]},
+        "text_only_in_train_keys": sorted(hold.text_only),
+    }

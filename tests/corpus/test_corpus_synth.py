@@ -1,0 +1,97 @@
+"""Corpus builder: deterministic, held-out keys and voices really held out, manifests well-formed."""
+import json
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from ttt.corpus.synth import SIZES, SPLITS, TASKS, build_corpus, plan_corpus
+from ttt.corpus.voices import TARGET_VOICE, TEST_ONLY_VOICES, VOICES
+
+FIELDS = {"id", "task", "question", "question_audio", "question_voice", "answer", "answer_audio",
+          "answer_voice", "key"}
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory):
+    """The tiny corpus built twice with one seed (different worker counts) and once with another."""
+    root = tmp_path_factory.mktemp("corpus")
+    build_corpus(root / "a", seed=0, size="tiny", workers=2)
+    build_corpus(root / "b", seed=0, size="tiny", workers=1)
+    return root / "a", root / "b"
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_same_seed_same_bytes(corpora):
+    a, b = _files(corpora[0]), _files(corpora[1])
+    assert a.keys() == b.keys()
+    assert sum(k.endswith(".wav") for k in a) > 30
+    assert [k for k in a if a[k] != b[k]] == []
+
+
+def test_other_seed_other_plan():
+    first, _ = plan_corpus(0, SIZES["tiny"])
+    second, _ = plan_corpus(1, SIZES["tiny"])
+    assert first["train"] != second["train"]
+
+
+def test_manifest_schema_and_audio(corpora):
+    folder = corpora[0]
+    card = json.loads((folder / "corpus_card.json").read_text())
+    listed = set()
+    for split in SPLITS:
+        rows = _rows(folder / f"{split}.jsonl")
+        assert card["examples"][split] == {t: sum(r["task"] == t for r in rows) for t in TASKS
+                                           if any(r["task"] == t for r in rows)}
+        assert len({r["id"] for r in rows}) == len(rows)
+        for r in rows:
+            assert set(r) == FIELDS and r["task"] in TASKS and r["answer"]
+            spoken_in = r["task"] in ("asr", "spoken_qa")
+            spoken_out = r["task"] in ("tts", "spoken_qa")
+            assert (r["question_audio"] is not None) == spoken_in == (r["question_voice"] is not None)
+            assert (r["answer_audio"] is not None) == spoken_out
+            assert r["answer_voice"] == (TARGET_VOICE if spoken_out else None)
+            assert (r["question"] is None) == (r["task"] == "asr")
+            for path in (r["question_audio"], r["answer_audio"]):
+                assert path is None or (folder / path).is_file()
+        audio = _rows(folder / f"audio_{split}.jsonl")
+        assert not listed & {a["audio"] for a in audio}  # each wav listed under one split only
+        listed |= {a["audio"] for a in audio}
+    assert listed == {str(p.relative_to(folder)) for p in folder.rglob("*.wav")}
+    info = sf.info(next(folder.rglob("*.wav")))
+    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert card["total_hours"] > 0
+
+
+def test_heldout_keys_and_voices_absent_from_train():
+    examples, hold = plan_corpus(0, SIZES["default"])
+    train = examples["train"]
+    assert len(hold.heldout) > 20 and hold.text_only
+    spoken_train = [r for r in train if r["task"] != "text_chat"]
+    assert not {r["key"] for r in spoken_train} & set(hold.heldout)
+    text_train = {r["key"] for r in train if r["task"] == "text_chat"}
+    assert text_train & set(hold.heldout) == set(hold.text_only)  # taught as text only
+    for split in ("valid", "test"):
+        keys = {r["key"] for r in examples[split]}
+        own = {k for k, s in hold.heldout.items() if s == split}
+        assert own <= keys and not keys & (set(hold.heldout) - own)
+    voices = lambda split: {r["question_voice"] for r in examples[split]} - {None}
+    assert not (voices("train") | voices("valid")) & set(TEST_ONLY_VOICES)
+    assert set(TEST_ONLY_VOICES) <= voices("test")
+    assert voices("train") == set(VOICES) - set(TEST_ONLY_VOICES)
+    for split in SPLITS:
+        assert {r["answer_voice"] for r in examples[split]} <= {TARGET_VOICE, None}
+
+
+def test_refuses_to_overwrite(corpora):
+    with pytest.raises(ValueError, match="already holds a corpus"):
+        build_corpus(corpora[0], size="tiny")
+    with pytest.raises(ValueError, match="unknown corpus size"):
+        build_corpus(corpora[0] / "new", size="huge")
