@@ -14,6 +14,8 @@ import sys
 COMMAND_MODULES = [
     "ttt.corpus.cli",
     "ttt.audio.cli",
+    "ttt.train_cli",
+    "ttt.speech_cli",
 ]
 
 

@@ -248,22 +248,25 @@ def _denoise(
 def stream(model: TtTModel, messages: list[dict], **kwargs) -> Iterator[TextDelta | AudioSpan]:
     """Generate the assistant turn for `messages`, yielding text deltas and closed audio spans in order.
 
-    Keyword arguments are `GenerationConfig` fields; `generate` collects the same into a result.
+    Keyword arguments are `GenerationConfig` fields; `generate` collects the same into a result, and
+    iterating a `Generation` gives both (events as they come, `.result` at the end).
     """
-    yield from _Decoder(model, GenerationConfig(**kwargs)).run(messages)
+    yield from Generation(model, messages, **kwargs)
 
 
 def generate(model: TtTModel, messages: list[dict], **kwargs) -> GenerationResult:
     """Generate the assistant turn for `messages` (see `stream`): text, audio spans, events and costs."""
-    decoder = _Decoder(model, GenerationConfig(**kwargs))
-    decoder.result.events = list(decoder.run(messages))
-    return decoder.result
+    gen = Generation(model, messages, **kwargs)
+    gen.result.events = list(gen)
+    return gen.result
 
 
-class _Decoder:
-    """One generation: the text loop, and audio spans by diffusion (ttt), token by token (ar) or NAR."""
+class Generation:
+    """One assistant turn: iterate for events; the text loop, and audio spans by diffusion (ttt), token by
+    token (ar) or as one diffused response (nar)."""
 
-    def __init__(self, model: TtTModel, cfg: GenerationConfig) -> None:
+    def __init__(self, model: TtTModel, messages: list[dict], **kwargs) -> None:
+        cfg = GenerationConfig(**kwargs)
         cfg.check(model.config.audio_chunk)
         self.model, self.cfg, self.vocab = model, cfg, model.vocab
         self.generator = torch.Generator().manual_seed(cfg.seed)
@@ -276,6 +279,7 @@ class _Decoder:
         self.text_ok = ~self.is_code & ~torch.isin(ids, forbidden) & (ids < len(model.tokenizer))
         self.stop_ids = {v.im_end} | ({model.tokenizer.eos_token_id} - {None})
         self.text_ids: list[int] = []
+        self.messages = messages
         self.start = time.perf_counter()
 
     def _now(self) -> float:
@@ -310,9 +314,9 @@ class _Decoder:
         self.seq = _Sequence(model, rows.shape[0], int(spans.max()) + 1, self.cfg.use_cache)
         return self.seq.commit(rows, spans)[0, -1]
 
-    def run(self, messages: list[dict]) -> Iterator[TextDelta | AudioSpan]:
+    def __iter__(self) -> Iterator[TextDelta | AudioSpan]:
         with torch.no_grad():
-            logits = self._prefill(messages)
+            logits = self._prefill(self.messages)
             if self.model.config.mode == "nar":
                 yield from self._nar()
             else:

@@ -75,7 +75,10 @@ def build_model(cfg: TrainConfig, records, source_dir: Path | None = None) -> Tt
         if gguf:
             _drop_gguf_tag(backbone)
     else:
-        tokenizer = train_bpe_tokenizer(plain_texts(records), vocab_size=b.tokenizer_vocab_size)
+        if b.tokenizer:
+            tokenizer = AutoTokenizer.from_pretrained(b.tokenizer)
+        else:
+            tokenizer = train_bpe_tokenizer(plain_texts(records), vocab_size=b.tokenizer_vocab_size)
         backbone = tiny_backbone(
             len(tokenizer), family=b.family, hidden_size=b.hidden_size, layers=b.layers, heads=b.heads,
             kv_heads=b.kv_heads, intermediate_size=b.intermediate_size, max_positions=b.max_positions,

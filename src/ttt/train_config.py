@@ -37,7 +37,9 @@ class DataConfig:
 
 @dataclass
 class BackboneConfig:
-    """source "tiny": a Qwen2/Llama built here with a BPE tokenizer trained on the training texts;
+    """source "tiny": a Qwen2/Llama built here with the tokenizer at `tokenizer` (a directory, e.g. the one
+    `ttt data build` writes, so that text chunks in the data match the model's tokens) or, without it, a
+    BPE tokenizer trained on the training texts;
     "hf": `path` is a Hugging Face checkpoint directory (with `gguf_file`, a GGUF file inside it);
     "ttt": `path` is a TtT model directory (as written by `save_pretrained` or a checkpoint).
     attn_implementation "auto" is flex_attention on GPU and sdpa on CPU."""
@@ -52,6 +54,7 @@ class BackboneConfig:
     kv_heads: int = 2
     intermediate_size: int | None = None
     max_positions: int = 4096
+    tokenizer: str | None = None
     tokenizer_vocab_size: int = 512
     attn_implementation: str = "auto"
 

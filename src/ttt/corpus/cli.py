@@ -1,4 +1,4 @@
-"""`ttt data synth`: build the synthetic speech corpus from the command line."""
+"""`ttt data synth` / `ttt data build`: synthesize the speech corpus, then turn it into training data."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="processes (default: all cores)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing corpus")
     synth.set_defaults(func=_synth)
+    build = commands.add_parser(
+        "build", help="encode the corpus with the codec into chat-format training + eval JSONL",
+        description="Encode every wave once with the audio codec, train the text tokenizer on the corpus "
+                    "text, and write {split}.jsonl (official TtT chat format), eval_{split}.jsonl and "
+                    "tokenizer/ into --out.")
+    build.add_argument("--corpus", required=True, help="folder written by `ttt data synth`")
+    build.add_argument("--out", required=True, help="output folder")
+    build.add_argument("--codec", help="codec directory (default: the shipped codec)")
+    build.add_argument("--text-chunk", type=int, default=13, help="text tokens per chunk (default: 13)")
+    build.add_argument("--audio-chunk", type=int, default=26, help="codes per fixed span (default: 26)")
+    build.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size (default: 1024)")
+    build.set_defaults(func=_build)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -42,4 +54,17 @@ def _synth(args: argparse.Namespace) -> int:
     print(json.dumps({"examples": card["examples"], "wavs": card["wavs"],
                       "total_hours": card["total_hours"]}, indent=2))
     print(f"corpus written to {args.out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ttt.audio.codec import load_codec, load_default_codec
+    from ttt.build_data import build
+
+    codec = load_codec(args.codec) if args.codec else load_default_codec()
+    card = build(Path(args.corpus), Path(args.out), codec, args.text_chunk, args.audio_chunk, args.vocab_size)
+    print(json.dumps(card, indent=2))
     return 0

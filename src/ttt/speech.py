@@ -1,0 +1,95 @@
+"""Speech in, speech out: a TtT model and an audio codec behind three tasks (ASR, TTS, spoken chat).
+
+The task is chosen by the system prompt the training data used (`ttt.build_data.SYSTEM`). Audio spans
+are vocoded as they close, so the first sound is ready long before the answer is finished
+(`SpokenAnswer.first_audio_s`, `SpokenAnswer.chunks`).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ttt.build_data import SYSTEM
+from ttt.format import input_audio
+from ttt.generate import AudioSpan, Generation, GenerationResult, generate
+
+
+def default_model_dir() -> Path:
+    return Path(str(resources.files("ttt") / "assets" / "model"))
+
+
+@dataclass
+class SpokenAnswer:
+    """What a spoken turn produced: text, the wave of all its audio, and timings."""
+
+    text: str
+    wave: np.ndarray
+    sample_rate: int
+    result: GenerationResult
+    first_audio_s: float | None = None
+    chunks: list[np.ndarray] = field(default_factory=list)
+
+
+class SpeechLM:
+    """A TtT model with its codec; `from_dir` loads both (the shipped defaults when no path is given)."""
+
+    def __init__(self, model, codec, **generation) -> None:
+        if model.config.audio_codebook_size != codec.codebook_size:
+            raise ValueError(
+                f"model expects {model.config.audio_codebook_size} audio codes but the codec has {codec.codebook_size}"
+            )
+        self.model, self.codec, self.generation = model, codec, generation
+
+    @classmethod
+    def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, **generation) -> "SpeechLM":
+        from ttt.audio.codec import load_codec, load_default_codec
+        from ttt.model import TtTModel
+
+        model_dir = Path(model_dir) if model_dir else default_model_dir()
+        if not (model_dir / "ttt_config.json").is_file():
+            raise FileNotFoundError(f"no TtT model in {model_dir}")
+        model = TtTModel.from_pretrained(model_dir).eval()
+        codec = load_codec(codec_dir) if codec_dir else load_default_codec()
+        return cls(model, codec, **generation)
+
+    def _messages(self, task: str, user: str) -> list[dict]:
+        return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user}]
+
+    def _audio_prompt(self, wave: np.ndarray, sample_rate: int) -> str:
+        return input_audio(self.codec.encode(wave, sample_rate))
+
+    def transcribe(self, wave: np.ndarray, sample_rate: int, **kwargs) -> str:
+        """ASR: the model's text for the speech."""
+        messages = self._messages("asr", self._audio_prompt(wave, sample_rate))
+        return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
+
+    def speak(self, text: str, **kwargs) -> SpokenAnswer:
+        """TTS: the model speaks exactly `text` (forced text, generated audio)."""
+        messages = self._messages("tts", text)
+        return self._spoken(messages, {**self.generation, "force_text": text, **kwargs})
+
+    def chat(self, wave: np.ndarray, sample_rate: int, on_event: Callable | None = None, **kwargs) -> SpokenAnswer:
+        """Spoken question -> spoken answer; `on_event` sees each TextDelta / AudioSpan as it is produced."""
+        messages = self._messages("spoken_qa", self._audio_prompt(wave, sample_rate))
+        return self._spoken(messages, {**self.generation, **kwargs}, on_event)
+
+    def _spoken(self, messages: list[dict], kwargs: dict, on_event: Callable | None = None) -> SpokenAnswer:
+        """Generate, vocoding each span as it closes (the chunks a player would stream)."""
+        start = time.perf_counter()
+        gen = Generation(self.model, messages, **kwargs)
+        chunks, first = [], None
+        for event in gen:
+            gen.result.events.append(event)
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, AudioSpan):
+                chunks.append(self.codec.decode(event.codes)[0])
+                first = first if first is not None else time.perf_counter() - start
+        codes = gen.result.audio_codes
+        wave = self.codec.decode(codes)[0] if codes else np.zeros(0, dtype=np.float32)
+        return SpokenAnswer(gen.result.text.strip(), wave, self.codec.sample_rate, gen.result, first, chunks)

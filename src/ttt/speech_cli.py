@@ -1,0 +1,130 @@
+"""`ttt demo`, `ttt asr`, `ttt tts`, `ttt chat`: the shipped model on speech, from the command line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+DEMO_QUESTION = "what is six plus three"  # the text of assets/demo/question.wav (flite voice rms)
+DEMO_VOICE = "flite-rms"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", help="TtT model directory (default: the shipped model)")
+        p.add_argument("--codec", help="codec directory (default: the shipped codec)")
+        p.add_argument("--steps", type=int, default=4, help="denoising steps per audio block (default: 4)")
+        p.add_argument("--block-length", type=int, default=26, help="codes per diffusion block (default: 26)")
+        p.add_argument("--threads", type=int, help="torch CPU threads")
+
+    demo = subparsers.add_parser(
+        "demo", help="ask the shipped model a spoken question and write its spoken answer",
+        description="Speak a question (a shipped wav, --wav FILE, or --say TEXT synthesized locally) into the "
+                    "model; print the answer text as it streams and the time to the first audio span; write "
+                    "answer.txt and answer.wav into --out.")
+    src = demo.add_mutually_exclusive_group()
+    src.add_argument("--wav", help="question audio file (any rate; mono or stereo)")
+    src.add_argument("--say", help=f"question text to synthesize (voice --voice, default {DEMO_VOICE})")
+    demo.add_argument("--voice", default=DEMO_VOICE, help="voice for --say (see ttt.corpus.voices.VOICES)")
+    demo.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    demo.add_argument("--no-score", action="store_true", help="skip transcribing answer.wav with Whisper")
+    common(demo)
+    demo.set_defaults(func=_demo)
+
+    asr = subparsers.add_parser("asr", help="transcribe a wav with the model", description="Speech -> text.")
+    asr.add_argument("wav")
+    common(asr)
+    asr.set_defaults(func=_asr)
+
+    tts = subparsers.add_parser("tts", help="speak a text with the model", description="Text -> speech.")
+    tts.add_argument("text")
+    tts.add_argument("-o", "--output", required=True, help="output wav")
+    common(tts)
+    tts.set_defaults(func=_tts)
+
+    chat = subparsers.add_parser("chat", help="answer a spoken question in speech",
+                                 description="Spoken question -> text + spoken answer.")
+    chat.add_argument("wav")
+    chat.add_argument("-o", "--output", required=True, help="output wav")
+    common(chat)
+    chat.set_defaults(func=_chat)
+
+
+def _load(args: argparse.Namespace):
+    import torch
+
+    from ttt.speech import SpeechLM
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return SpeechLM.from_dir(args.model, args.codec, steps=args.steps, block_length=args.block_length)
+
+
+def _read(path: str):
+    from ttt.audio.io import load_audio
+
+    return load_audio(path)
+
+
+def _question(args: argparse.Namespace):
+    """The demo's question wave: --wav, --say (synthesized here), or the shipped question."""
+    if args.say:
+        from ttt.corpus.voices import get_voice
+
+        return get_voice(args.voice).synthesize(args.say)
+    return _read(args.wav or str(resources.files("ttt") / "assets" / "demo" / "question.wav"))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ttt.audio.io import save_audio
+    from ttt.generate import TextDelta
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    wave, sr = _question(args)
+    save_audio(out / "question.wav", wave, sr)
+    print(f"question: {args.wav or repr(args.say or DEMO_QUESTION)} ({len(wave) / sr:.1f} s of speech)")
+    lm = _load(args)
+    print("answer: ", end="", flush=True)
+    answer = lm.chat(wave, sr, on_event=lambda e: print(e.text, end="", flush=True) if isinstance(e, TextDelta) else None)
+    print()
+    (out / "answer.txt").write_text(answer.text + "\n")
+    save_audio(out / "answer.wav", answer.wave, answer.sample_rate)
+    seconds = len(answer.wave) / answer.sample_rate
+    if answer.first_audio_s is None:
+        print("the model produced no audio")
+    else:
+        print(f"time to first audio span: {answer.first_audio_s:.2f} s; whole answer "
+              f"{answer.result.wall_seconds:.2f} s for {seconds:.1f} s of speech")
+    if not args.no_score and seconds > 0:
+        from ttt.eval.scorer import WhisperScorer
+
+        print(f"Whisper hears in answer.wav: {WhisperScorer().transcribe(answer.wave, answer.sample_rate)!r}")
+    print(f"wrote {out / 'answer.txt'} and {out / 'answer.wav'}")
+    return 0
+
+
+def _asr(args: argparse.Namespace) -> int:
+    wave, sr = _read(args.wav)
+    print(_load(args).transcribe(wave, sr))
+    return 0
+
+
+def _tts(args: argparse.Namespace) -> int:
+    from ttt.audio.io import save_audio
+
+    answer = _load(args).speak(args.text)
+    save_audio(args.output, answer.wave, answer.sample_rate)
+    print(f"wrote {args.output} ({len(answer.wave) / answer.sample_rate:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _chat(args: argparse.Namespace) -> int:
+    from ttt.audio.io import save_audio
+
+    wave, sr = _read(args.wav)
+    answer = _load(args).chat(wave, sr)
+    save_audio(args.output, answer.wave, answer.sample_rate)
+    print(answer.text)
+    return 0
