@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "ttt.audio.cli",
     "ttt.train_cli",
     "ttt.speech_cli",
+    "ttt.eval_cli",
 ]
 
 

@@ -46,13 +46,16 @@ class AudioSpan:
 
 @dataclass
 class GenerationResult:
+    """One assistant turn. `audio_wall_seconds` is the time spent producing audio spans (compute, not the
+    length of the audio); `forward_log` holds (kind, tokens, seconds) for every model call."""
+
     text: str
     audio_spans: list[list[int]]
     token_ids: list[int]
     events: list = field(default_factory=list)
     forward_passes: int = 0
     audio_forward_passes: int = 0
-    audio_seconds: float = 0.0
+    audio_wall_seconds: float = 0.0
     wall_seconds: float = 0.0
     forward_log: list[tuple[str, int, float]] = field(default_factory=list)
 
@@ -357,7 +360,7 @@ class Generation:
             before, t0 = self.seq.forwards, time.perf_counter()
             tokens, logits = self._audio_span(logits, last)
             r.audio_forward_passes += self.seq.forwards - before
-            r.audio_seconds += time.perf_counter() - t0
+            r.audio_wall_seconds += time.perf_counter() - t0
             r.token_ids += tokens
             yield self._span(tokens, last)
 
@@ -399,7 +402,7 @@ class Generation:
         everything = torch.ones_like(self.text_ok)
         t0 = time.perf_counter()
         block = _denoise(seq, torch.full((length,), v.mask), everything, v.im_end, self.cfg, self.generator)
-        r.audio_seconds = time.perf_counter() - t0
+        r.audio_wall_seconds = time.perf_counter() - t0
         r.token_ids = block.tolist()
         r.audio_forward_passes = seq.forwards - 1
         span: list[int] = []

@@ -68,6 +68,11 @@ class SpeechLM:
         messages = self._messages("asr", self._audio_prompt(wave, sample_rate))
         return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
 
+    def answer(self, question: str, **kwargs) -> str:
+        """Text question -> text answer (the corpus's text chat task)."""
+        messages = self._messages("text_chat", question)
+        return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
+
     def speak(self, text: str, **kwargs) -> SpokenAnswer:
         """TTS: the model speaks exactly `text` (forced text, generated audio)."""
         messages = self._messages("tts", text)
