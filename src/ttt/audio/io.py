@@ -1,0 +1,100 @@
+"""Audio files in and out: float32 mono waves, resampling, and validation with errors that name the file.
+
+Everything downstream (codec, scorer, corpus) works on `np.ndarray` float32 mono in [-1, 1] plus a sample
+rate, so this module is the single place that turns files into that shape and refuses bad input early.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+log = logging.getLogger(__name__)
+
+# A wave whose peak stays below this (about -80 dBFS) carries no speech; encoding it would only produce noise codes.
+SILENCE_PEAK = 1e-4
+
+
+def _supported_suffixes() -> set[str]:
+    """File suffixes libsndfile can read; '.wav' etc. plus the common aliases of its format names."""
+    suffixes = {"." + name.lower() for name in sf.available_formats()}
+    return suffixes | {".aif", ".aiff", ".oga", ".opus", ".snd"}
+
+
+def check_wave(wave: np.ndarray, sample_rate: int, name: str = "wave", allow_silent: bool = False) -> np.ndarray:
+    """Validate a mono or multi-channel wave and return it as float32 mono; `name` appears in every error.
+
+    Silence is an error for inputs (there is nothing to encode or transcribe) but allowed for outputs.
+    """
+    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ValueError(f"{name}: sample rate must be a positive integer, got {sample_rate!r}")
+    wave = np.asarray(wave)
+    if wave.ndim == 2:
+        wave = wave.mean(axis=1)  # soundfile layout: (frames, channels)
+    if wave.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D mono or 2-D (frames, channels) wave, got shape {wave.shape}")
+    if wave.size == 0:
+        raise ValueError(f"{name}: audio is empty (0 samples)")
+    if not np.issubdtype(wave.dtype, np.number):
+        raise ValueError(f"{name}: samples must be numeric, got dtype {wave.dtype}")
+    wave = wave.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(wave)):
+        raise ValueError(f"{name}: audio contains NaN or infinite samples")
+    if not allow_silent and float(np.max(np.abs(wave))) < SILENCE_PEAK:
+        raise ValueError(f"{name}: audio is silent (peak below {SILENCE_PEAK:g})")
+    return wave
+
+
+def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read an audio file as (float32 mono wave, sample rate); raises ValueError naming the file on bad input."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such audio file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: file is empty")
+    if path.suffix.lower() not in _supported_suffixes():
+        raise ValueError(f"{path}: unsupported audio format {path.suffix!r} (use WAV, FLAC or OGG)")
+    try:
+        wave, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        raise ValueError(f"{path}: unreadable or corrupt audio file ({err})") from err
+    return check_wave(wave, sample_rate, name=str(path)), int(sample_rate)
+
+
+def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
+    """Polyphase resampling (exact rational ratio, no FFT wrap-around), clipped to [-1, 1] because the
+    anti-aliasing filter can overshoot on transients."""
+    if sr_from <= 0 or sr_to <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_from} -> {sr_to}")
+    wave = np.asarray(wave, dtype=np.float32)
+    if sr_from == sr_to:
+        return wave
+    from scipy.signal import resample_poly  # ~0.8 s to import: only when a rate actually changes
+
+    g = gcd(int(sr_from), int(sr_to))
+    out = resample_poly(wave, int(sr_to) // g, int(sr_from) // g).astype(np.float32)
+    return np.clip(out, -1.0, 1.0)
+
+
+def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> Path:
+    """Write a 16-bit file atomically (temp file + rename) so that readers never see a half-written file."""
+    path = Path(path)
+    wave = np.clip(check_wave(wave, sample_rate, name=str(path), allow_silent=True), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = {"": "WAV", ".aif": "AIFF", ".oga": "OGG", ".opus": "OGG"}.get(path.suffix.lower(), path.suffix.lstrip(".").upper())
+    subtype = "PCM_16" if fmt in {"WAV", "FLAC", "AIFF"} else None
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        sf.write(tmp, wave, int(sample_rate), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.debug("wrote %s (%.2f s at %d Hz)", path, len(wave) / sample_rate, sample_rate)
+    return path
