@@ -37,7 +37,7 @@ def test_scorer_rejects_bad_audio():
         scorer.transcribe(np.zeros(0, np.float32), 16000)
     with pytest.raises(ValueError, match="NaN"):
         scorer.transcribe(np.array([0.1, np.nan], np.float32), 16000)
-    with pytest.raises(ValueError, match="sample_rate"):
+    with pytest.raises(ValueError, match="sample rate"):
         scorer.transcribe(np.ones(100, np.float32), 0)
 
 

@@ -50,8 +50,10 @@ def check_wave(wave: np.ndarray, sample_rate: int, name: str = "wave", allow_sil
     return wave
 
 
-def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """Read an audio file as (float32 mono wave, sample rate); raises ValueError naming the file on bad input."""
+def load_audio(path: str | os.PathLike, allow_silent: bool = False) -> tuple[np.ndarray, int]:
+    """Read an audio file as (float32 mono wave, sample rate); raises ValueError naming the file on bad input.
+
+    `allow_silent` accepts an all-silent file (a model's output may be silence and must still be scored)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such audio file")
@@ -63,7 +65,7 @@ def load_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
         wave, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise ValueError(f"{path}: unreadable or corrupt audio file ({err})") from err
-    return check_wave(wave, sample_rate, name=str(path)), int(sample_rate)
+    return check_wave(wave, sample_rate, name=str(path), allow_silent=allow_silent), int(sample_rate)
 
 
 def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:

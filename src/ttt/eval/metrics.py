@@ -89,17 +89,10 @@ def cer(refs: Sequence[str] | str, hyps: Sequence[str] | str) -> float:
 
 
 def check_wave(wave: np.ndarray, sample_rate: int, name: str = "wave") -> np.ndarray:
-    """A 1-D finite float32 copy of `wave`, or a ValueError naming what is wrong."""
-    wave = np.asarray(wave)
-    if wave.ndim != 1:
-        raise ValueError(f"{name} must be mono (1-D), got shape {wave.shape}")
-    if wave.size == 0:
-        raise ValueError(f"{name} is empty")
-    if not np.all(np.isfinite(wave)):
-        raise ValueError(f"{name} contains NaN or inf samples")
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive integer, got {sample_rate!r}")
-    return wave.astype(np.float32)
+    """`ttt.audio.io.check_wave` for scoring: silence is a valid (bad) output, not an error."""
+    from ttt.audio.io import check_wave as check
+
+    return check(wave, sample_rate, name=name, allow_silent=True)
 
 
 def mel_cepstrum(wave: np.ndarray, sample_rate: int, n_mels: int = 40, n_ceps: int = 25,

@@ -32,15 +32,10 @@ def to_16k(wave: np.ndarray, sample_rate: int) -> np.ndarray:
 
 
 def load_wave(path: str | Path) -> tuple[np.ndarray, int]:
-    """Mono float32 wave and its rate from an audio file. Unlike `ttt.audio.io.load_audio` a silent
-    file is accepted: a model that outputs silence should score as an empty transcript."""
-    import soundfile as sf
+    """Mono float32 wave and its rate; a silent file is accepted (it scores as an empty transcript)."""
+    from ttt.audio.io import load_audio
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no audio file at {path}")
-    wave, rate = sf.read(path, dtype="float32", always_2d=True)
-    return wave.mean(axis=1), rate
+    return load_audio(path, allow_silent=True)
 
 
 class WhisperScorer:
