@@ -1,7 +1,7 @@
 """Encoded examples -> a padded (optionally packed) batch of tensors, noised for training.
 
 The batch holds exactly the keyword arguments of `TtTModel.forward`:
-- input_ids: ids fed to the model (with `<|mask_token|>` where noised); labels: the clean ids;
+- input_ids: ids fed to the model (with `<|mask_token|>` where noised, and as SPAN_PAD); labels: the clean ids;
 - modality (`Modality`, PAD = -1), span_ids (audio run, unique within a row, 0 = none),
   doc_ids (example index within the batch, -1 = padding), position_ids (restart per packed example);
 - trainable (training targets), masked (noised positions), p_mask (masking probability per token),
@@ -15,7 +15,7 @@ import torch
 
 from ttt.config import TtTConfig
 from ttt.format import EncodedExample, Formatter, Modality
-from ttt.noising import noise_batch, truncate_last_span
+from ttt.noising import banom, noise_batch, pad_last_span, truncate_last_span
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,11 @@ def collate(
     if not examples:
         raise ValueError("collate needs at least one example")
     encoded = [ex if isinstance(ex, EncodedExample) else formatter.encode(ex, i) for i, ex in enumerate(examples)]
+    clean = not train or config.mode == "ar" or banom(config, generator)
     if train and config.mode == "ttt":
         encoded = [truncate_last_span(ex, config, generator) for ex in encoded]
+        if not clean:
+            encoded = [pad_last_span(ex, config, formatter.vocab, generator) for ex in encoded]
     if config.max_length is not None:
         long = [i for i, ex in enumerate(encoded) if len(ex) > config.max_length]
         if long:
@@ -100,6 +103,6 @@ def collate(
     batch["masked"] = torch.zeros(shape, dtype=torch.bool)
     batch["p_mask"] = torch.ones(shape)
     batch["n_maskable"] = torch.zeros(len(encoded))
-    if train:
+    if not clean:
         noise_batch(batch, config, formatter.vocab.mask, generator)
     return batch

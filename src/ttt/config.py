@@ -23,6 +23,11 @@ class TtTConfig:
         it together with the rest of the turn, so a truncated span teaches the beginning of the audio
         without a stop signal (as a block sees it at inference); keeping it would teach a stop at a
         random point, which is why it is off.
+    last_span_pad: in noised batches, 0..last_span_pad mask tokens (uniform) follow the final span's closing
+        token inside its attention run, with no loss. At inference the final span is denoised in blocks, so
+        the block that holds the end also holds masks after it; without this padding a run always ends at
+        its closing token and the model would read the end of speech off the run length, never off the
+        content (it would never stop mid-block). Set it to the inference `block_length` - 1.
     eps: lower bound of the masking probability t ~ U(eps, 1].
     bidirectional_input_audio: user audio attends to itself both ways (the reference does so; it is
         fully known at inference). False makes it causal like text.
@@ -37,6 +42,7 @@ class TtTConfig:
     quad_span_truncation_prob: float = 0.5
     sst_keep_range: tuple[float, float] = (0.3, 0.9)
     sst_keep_closing_token: bool = False
+    last_span_pad: int = 25
     eps: float = 1e-3
     bidirectional_input_audio: bool = True
     max_length: int | None = None
@@ -53,6 +59,8 @@ class TtTConfig:
             raise ValueError(f"sst_keep_range must satisfy 0 < lo <= hi <= 1, got {self.sst_keep_range}")
         if not 0.0 < self.eps < 1.0:
             raise ValueError(f"eps must be in (0, 1), got {self.eps}")
+        if self.last_span_pad < 0:
+            raise ValueError(f"last_span_pad must be >= 0, got {self.last_span_pad}")
         if self.audio_codebook_size <= 0 or self.text_chunk <= 0 or self.audio_chunk <= 0:
             raise ValueError("audio_codebook_size, text_chunk and audio_chunk must be positive")
 

@@ -39,6 +39,7 @@ class Modality(enum.IntEnum):
     INPUT_AUDIO = 1  # codes of user audio: known at inference, never noised
     AUDIO_SPAN = 2  # codes of a fixed-length assistant span + its closing token
     LAST_SPAN = 3  # codes of the final variable-length span + its closing token
+    SPAN_PAD = 4  # training only: mask tokens after the final span's closing token, in its run, no loss
 
 
 # Which (opener, closer) pairs a role may use, and the modality of the codes between them.

@@ -94,13 +94,7 @@ class TtTModel(nn.Module):
         and averaged over the examples of the batch, as the reference does.
         """
         n_docs = n_maskable.numel()
-        same_doc_next = doc_ids[:, :-1] == doc_ids[:, 1:]
-        next_trainable = trainable[:, 1:] & same_doc_next & ~masked[:, :-1]
-        if self.config.mode == "ttt":
-            next_trainable &= modality[:, 1:] == Modality.TEXT
-        elif self.config.mode == "nar":
-            next_trainable = torch.zeros_like(next_trainable)
-        text_target = nn.functional.pad(next_trainable, (0, 1))
+        text_target, target = self.targets(labels, modality, doc_ids, trainable, masked)
         need = (text_target | masked).any(0).nonzero().flatten()
         outputs = self.backbone(
             input_ids=input_ids,
@@ -110,8 +104,7 @@ class TtTModel(nn.Module):
             use_cache=False,
         )
         logits = outputs.logits[:, need] if return_logits else outputs.logits
-        next_labels = nn.functional.pad(labels[:, 1:], (0, 1))
-        target = torch.where(masked, labels, next_labels)[:, need]
+        target = target[:, need]
         ce = nn.functional.cross_entropy(logits.float().flatten(0, 1), target.flatten(), reduction="none")
         ce = ce.view(target.shape)
 
@@ -128,6 +121,29 @@ class TtTModel(nn.Module):
             audio_loss=audio_loss.detach(),
             logits=outputs.logits if return_logits else None,
         )
+
+    def targets(
+        self, labels: torch.Tensor, modality: torch.Tensor, doc_ids: torch.Tensor, trainable: torch.Tensor,
+        masked: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the text loss applies, and the target id at every position.
+
+        A text target at position i is the next *real* token (end padding skipped) when that token is
+        trained text of the same example (any trained token in "ar" mode, none in "nar"); a masked
+        position's target is its own clean token.
+        """
+        nxt = _next_real_position(modality == Modality.SPAN_PAD)
+
+        def at_next(t: torch.Tensor) -> torch.Tensor:
+            return t.gather(1, nxt.clamp(max=t.shape[1] - 1))
+
+        text = (nxt < labels.shape[1]) & at_next(trainable) & (at_next(doc_ids) == doc_ids) & ~masked
+        text &= modality != Modality.SPAN_PAD
+        if self.config.mode == "ttt":
+            text &= at_next(modality) == Modality.TEXT
+        elif self.config.mode == "nar":
+            text = torch.zeros_like(text)
+        return text, torch.where(masked, labels, at_next(labels))
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Weights (safetensors), HF config, tokenizer and `ttt_config.json`, swapped in atomically."""
@@ -157,3 +173,16 @@ class TtTModel(nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(directory)
         backbone = AutoModelForCausalLM.from_pretrained(directory, **model_kwargs)
         return cls(backbone, tokenizer, config)
+
+
+def _next_real_position(pad: torch.Tensor) -> torch.Tensor:
+    """For each position, the index of the next position that is not end padding (length if none).
+
+    A text target is the *next real* token: the closing token of a padded final span predicts what
+    follows the pads, exactly as at inference, where the block is cut right after that token.
+    """
+    length = pad.shape[1]
+    idx = torch.arange(length, device=pad.device).expand_as(pad)
+    real = torch.where(pad, length, idx)
+    first_real_from = torch.flip(torch.cummin(torch.flip(real, [1]), 1).values, [1])
+    return nn.functional.pad(first_real_from[:, 1:], (0, 1), value=length)

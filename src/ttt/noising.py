@@ -1,4 +1,4 @@
-"""Training-time noising: SST on examples, then BANOM / PPM / absorbing-diffusion masking on a batch.
+"""Training-time noising: SST and end padding on examples, then PPM / absorbing-diffusion masking on a batch.
 
 All randomness comes from one `torch.Generator`, so a seeded collation is reproducible.
 """
@@ -8,6 +8,12 @@ import torch
 
 from ttt.config import TtTConfig
 from ttt.format import EncodedExample, Modality
+from ttt.vocab import Vocab
+
+
+def banom(config: TtTConfig, generator: torch.Generator | None = None) -> bool:
+    """BANOM: whether this batch stays clean (text loss only), with probability `unmasked_audio_prob`."""
+    return config.mode == "ttt" and _rand(generator, 1).item() < config.unmasked_audio_prob
 
 
 def _rand(generator: torch.Generator | None, *shape: int) -> torch.Tensor:
@@ -45,24 +51,47 @@ def truncate_last_span(
     return EncodedExample(*fields, {**example.meta, "sst_truncated": True})
 
 
+def pad_last_span(
+    example: EncodedExample, config: TtTConfig, vocab: Vocab, generator: torch.Generator | None = None
+) -> EncodedExample:
+    """Append 0..`last_span_pad` mask tokens to the final span's run, right after its closing token.
+
+    They carry no loss (modality SPAN_PAD); they only make training runs look like the inference block
+    that contains the end of speech (see `TtTConfig.last_span_pad`).
+    """
+    closers = (example.input_ids == vocab.end_of_last_span) & example.trainable
+    if config.last_span_pad == 0 or not closers.any():
+        return example
+    closer = int(closers.nonzero()[-1])
+    n = int(torch.randint(config.last_span_pad + 1, (1,), generator=generator))
+    if n == 0:
+        return example
+    at = closer + 1
+    pads = (
+        torch.full((n,), vocab.mask, dtype=example.input_ids.dtype),
+        torch.full((n,), int(Modality.SPAN_PAD), dtype=example.modality.dtype),
+        torch.full((n,), int(example.span[closer]), dtype=example.span.dtype),
+        torch.zeros(n, dtype=torch.bool),
+    )
+    fields = (example.input_ids, example.modality, example.span, example.trainable)
+    return EncodedExample(*(torch.cat([f[:at], p, f[at:]]) for f, p in zip(fields, pads)), example.meta)
+
+
 def noise_batch(
     batch: dict[str, torch.Tensor], config: TtTConfig, mask_id: int, generator: torch.Generator | None = None
 ) -> None:
     """Mask the batch in place: sets `input_ids`, `masked`, `p_mask` (per token) and `n_maskable` (per doc).
 
-    ttt: BANOM per batch, else per example t ~ U(eps, 1] over assistant audio spans (codes + closing token),
-    with PPM keeping the audio before one random span clean. nar: every trained token is maskable.
+    ttt: per example t ~ U(eps, 1] over assistant audio spans (codes + closing token), with PPM keeping the
+    audio before one random span clean (BANOM batches are not noised at all; `collate` decides that).
+    nar: every trained token is maskable.
     The audio loss is normalised by `n_maskable`, the count of maskable tokens after PPM (as the reference).
     """
     doc, trainable, modality = batch["doc_ids"], batch["trainable"], batch["modality"]
     n_docs = int(batch["n_maskable"].numel())
-    if config.mode == "ar":
-        return
     if config.mode == "nar":
         maskable = trainable.clone()
     else:
-        if _rand(generator, 1).item() < config.unmasked_audio_prob:
-            return
         maskable = trainable & ((modality == Modality.AUDIO_SPAN) | (modality == Modality.LAST_SPAN))
         _preserve_prefixes(maskable, doc, batch["span_ids"], config.prefix_preservation_ratio, n_docs, generator)
     t = _rand(generator, n_docs)

@@ -113,3 +113,47 @@ def test_nar_mode_diffuses_the_whole_response(make_model):
     assert any((batch["masked"] & (batch["modality"] == Modality.TEXT)).any() for batch in batches)
     out = model(**batches[0])
     assert out.text_loss.item() == 0.0 and out.audio_loss > 0
+
+
+def test_final_span_is_padded_with_loss_free_masks_in_noised_batches(make_model):
+    model = make_model(unmasked_audio_prob=0.3, quad_span_truncation_prob=0.0, last_span_pad=25)
+    v = model.vocab
+    counts, clean = [], 0
+    for batch in _batches(model, [chat_example(n_spans=1, last=9)], 200):
+        mod, ids, span = batch["modality"][0], batch["input_ids"][0], batch["span_ids"][0]
+        pads = (mod == Modality.SPAN_PAD).nonzero().flatten()
+        closer = int((batch["labels"][0] == v.end_of_last_span).nonzero())
+        if not batch["masked"].any() and batch["p_mask"].eq(1).all():
+            clean += 1
+            assert pads.numel() == 0, "BANOM batches show the span exactly as inference commits it"
+            continue
+        counts.append(pads.numel())
+        if pads.numel():
+            assert pads.tolist() == list(range(closer + 1, closer + 1 + pads.numel()))
+            assert bool((ids[pads] == v.mask).all()) and bool((span[pads] == span[closer]).all())
+            assert not batch["masked"][0, pads].any() and not batch["trainable"][0, pads].any()
+            assert int(ids[pads[-1] + 1]) == v.im_end
+    assert 40 < clean < 80 and min(counts) == 0 and max(counts) >= 20
+    assert abs(sum(counts) / len(counts) - 12.5) < 2.5
+
+
+
+def test_closing_token_still_predicts_what_follows_the_pads(make_model):
+    from ttt.model import _next_real_position
+
+    pad = torch.tensor([[False, False, True, True, False, False]])
+    assert _next_real_position(pad).tolist() == [[1, 4, 4, 4, 5, 6]]
+    padded = make_model(unmasked_audio_prob=0.0, quad_span_truncation_prob=0.0, prefix_preservation_ratio=0.0)
+    clean = make_model(unmasked_audio_prob=1.0, quad_span_truncation_prob=0.0)
+    ex = chat_example(n_spans=1, last=9)
+    for seed in range(20):
+        b = padded.collate([ex], generator=torch.Generator().manual_seed(seed))
+        if (b["modality"] == Modality.SPAN_PAD).any():
+            break
+    c = clean.collate([ex], train=False)
+    nothing = torch.zeros_like(b["masked"])
+    text_b, target_b = padded.targets(b["labels"], b["modality"], b["doc_ids"], b["trainable"], nothing)
+    text_c, target_c = clean.targets(c["labels"], c["modality"], c["doc_ids"], c["trainable"], torch.zeros_like(c["masked"]))
+    assert target_b[text_b].tolist() == target_c[text_c].tolist()
+    closer = int((b["labels"][0] == padded.vocab.end_of_last_span).nonzero())
+    assert bool(text_b[0, closer]) and int(target_b[0, closer]) == padded.vocab.im_end
