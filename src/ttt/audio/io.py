@@ -92,6 +92,7 @@ def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> P
     subtype = "PCM_16" if fmt in {"WAV", "FLAC", "AIFF"} else None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes it private; a written wav is meant to be shared like any file
     try:
         sf.write(tmp, wave, int(sample_rate), subtype=subtype, format=fmt)
         os.replace(tmp, path)
