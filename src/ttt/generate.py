@@ -211,7 +211,9 @@ def _denoise(
     """Fill the masks of a 1-D block; returns it cut after the first committed `stop_id` (if any).
 
     A stop token may only be committed once every position before it is filled, so confidence ranking
-    can never end a span ahead of the codes it follows.
+    can never end a span ahead of the codes it follows; and masks after the first predicted stop are
+    left alone, because in training such positions are loss-free padding (`TtTConfig.last_span_pad`):
+    committing guesses there would show the model audio after its own end.
     """
     mask_id = seq.model.vocab.mask
     steps_left = cfg.steps
@@ -236,6 +238,9 @@ def _denoise(
         if stop_id is not None:
             before = masked.long().cumsum(0) - masked.long()
             conf = conf.masked_fill((pred == stop_id) & (before > 0), -math.inf)
+            ends = (masked & (pred == stop_id)).nonzero()
+            if ends.numel():
+                conf[int(ends[0]) + 1 :] = -math.inf
         n = math.ceil(int(masked.sum()) / max(steps_left, 1))
         if cfg.threshold is not None:
             n = max(1, int((conf > cfg.threshold).sum()))

@@ -28,8 +28,9 @@ def _fill(model, ids, spans, run, block, allowed, stop, steps):
         pred = lg.argmax(-1)
         conf = lg.softmax(-1).gather(-1, pred[:, None]).squeeze(-1)
         candidates = []
+        first_end = next((j for j, tok in enumerate(block) if tok == mask and int(pred[j]) == stop), len(block))
         for j, tok in enumerate(block):
-            if tok != mask:
+            if tok != mask or j > first_end:
                 continue
             if stop is not None and int(pred[j]) == stop and mask in block[:j]:
                 continue
