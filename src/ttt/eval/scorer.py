@@ -38,8 +38,28 @@ def load_wave(path: str | Path) -> tuple[np.ndarray, int]:
     return load_audio(path, allow_silent=True)
 
 
-class WhisperScorer:
+class _Scorer:
+    """Batch helpers shared by the scorers; subclasses define `transcribe(wave, sample_rate)` and `name`."""
+
+    name = "asr"
+
+    def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
+        raise NotImplementedError
+
+    def transcribe_many(self, waves: Iterable[tuple[np.ndarray, int]], progress: bool = False) -> list[str]:
+        """Transcripts of (wave, sample_rate) pairs, in order."""
+        from tqdm import tqdm
+
+        return [self.transcribe(w, sr) for w, sr in tqdm(list(waves), disable=not progress, desc=self.name, unit="utt")]
+
+    def transcribe_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[str]:
+        return self.transcribe_many((load_wave(p) for p in paths), progress=progress)
+
+
+class WhisperScorer(_Scorer):
     """Whisper tiny.en through faster-whisper; the model loads on first use and is kept."""
+
+    name = "whisper"
 
     def __init__(self, cpu_threads: int | None = None) -> None:
         self.cpu_threads = cpu_threads or min(2, os.cpu_count() or 1)
@@ -63,24 +83,16 @@ class WhisperScorer:
             without_timestamps=True, vad_filter=False)
         return " ".join(s.text.strip() for s in segments).strip()
 
-    def transcribe_many(self, waves: Iterable[tuple[np.ndarray, int]], progress: bool = False,
-                        ) -> list[str]:
-        """Transcripts of (wave, sample_rate) pairs, in order."""
-        from tqdm import tqdm
-
-        return [self.transcribe(w, sr) for w, sr in tqdm(list(waves), disable=not progress,
-                                                         desc="whisper", unit="utt")]
-
-    def transcribe_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[str]:
-        return self.transcribe_many((load_wave(p) for p in paths), progress=progress)
 
 
-class SphinxScorer:
+class SphinxScorer(_Scorer):
     """PocketSphinx en-us with a domain trigram LM built from `sentences` (e.g. the corpus text).
 
     Words missing from the bundled pronunciation dictionary get one from `EXTRA_PRONUNCIATIONS`,
     or else are dropped from the LM (logged), since the decoder could never output them.
     """
+
+    name = "sphinx"
 
     def __init__(self, sentences: Iterable[str]) -> None:
         from pocketsphinx import Config, Decoder, get_model_path
@@ -122,12 +134,3 @@ class SphinxScorer:
         hyp = self.decoder.hyp()
         return "" if hyp is None else hyp.hypstr
 
-    def transcribe_many(self, waves: Iterable[tuple[np.ndarray, int]], progress: bool = False,
-                        ) -> list[str]:
-        from tqdm import tqdm
-
-        return [self.transcribe(w, sr) for w, sr in tqdm(list(waves), disable=not progress,
-                                                         desc="sphinx", unit="utt")]
-
-    def transcribe_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[str]:
-        return self.transcribe_many((load_wave(p) for p in paths), progress=progress)
