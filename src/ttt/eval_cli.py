@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="report folder")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
     p.add_argument("--limit", type=int, help="evaluate only the first N valid items")
+    p.add_argument("--per-task", type=int, metavar="N", help="evaluate only the first N valid items of each task")
     p.add_argument("--codec", help="codec directory (default: the shipped codec)")
     p.add_argument("--steps", type=int, default=4, help="denoising steps per audio block (default: 4)")
     p.add_argument("--block-length", type=int, default=26, help="codes per diffusion block (default: 26)")
@@ -34,17 +35,15 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     from ttt.eval.report import write_report
-    from ttt.evaluate import Evaluator, read_items, run, summarize
+    from ttt.evaluate import Evaluator, read_items, run, select, summarize
     from ttt.speech import SpeechLM, default_model_dir
 
-    if args.limit is not None and args.limit <= 0:
-        raise ValueError(f"--limit must be positive, got {args.limit}")
     if args.threads:
         torch.set_num_threads(args.threads)
     if not args.model and not (default_model_dir() / "ttt_config.json").is_file():
         raise FileNotFoundError(f"no shipped default model in {default_model_dir()} yet; pass --model DIR")
     items, skipped = read_items(args.data)
-    items = items[: args.limit]
+    items = select(items, args.limit, args.per_task)
     lm = SpeechLM.from_dir(args.model, args.codec, steps=args.steps, block_length=args.block_length,
                            max_new_tokens=args.max_new_tokens, max_last_span=args.max_last_span,
                            seed=args.seed)
@@ -57,7 +56,7 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = summarize(rows, skipped, seed=args.seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
               "steps": args.steps, "block_length": args.block_length, "max_new_tokens": args.max_new_tokens,
-              "max_last_span": args.max_last_span, "seed": args.seed, "limit": args.limit}
+              "max_last_span": args.max_last_span, "seed": args.seed, "limit": args.limit, "per_task": args.per_task}
     report = write_report(args.out, metrics, rows, skipped, config)
     if args.json:
         print(json.dumps(metrics))

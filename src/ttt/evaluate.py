@@ -118,6 +118,25 @@ def read_items(path: str | Path) -> tuple[list[EvalItem], list[Skipped]]:
 
 # ---- per-item metric definitions -------------------------------------------------------------------
 
+def select(items: list[EvalItem], limit: int | None = None, per_task: int | None = None) -> list[EvalItem]:
+    """The first `per_task` items of each task (file order kept), then the first `limit` of those.
+
+    Eval files list tasks in blocks, so a plain `limit` would test one task only; `per_task` gives a
+    small run that still covers every task the file holds."""
+    for name, value in (("limit", limit), ("per_task", per_task)):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive, got {value}")
+    if per_task is not None:
+        seen: dict[str, int] = {}
+        kept = []
+        for item in items:
+            seen[item.task] = seen.get(item.task, 0) + 1
+            if seen[item.task] <= per_task:
+                kept.append(item)
+        items = kept
+    return items[:limit]
+
+
 def word_errors(ref: str, hyp: str) -> tuple[int, int]:
     """(word edits, reference words) after `normalize`: one item's share of a corpus WER."""
     words = len(normalize(ref).split())

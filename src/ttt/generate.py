@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
-from typing import Iterator
+from dataclasses import dataclass, field, replace
+from typing import Generator, Iterator
 
 import torch
 from transformers import DynamicCache
@@ -36,12 +36,17 @@ class TextDelta:
 
 @dataclass
 class AudioSpan:
-    """One closed audio span, ready for the vocoder; `last` marks the final variable-length span."""
+    """New audio of span `index`, ready for the vocoder; `last` marks the final variable-length span.
+
+    A fixed span arrives whole. The final span arrives one diffused block at a time, so a short answer
+    (all of it in the final span) starts playing after its first block, not at its end; `closed` marks
+    the event that ends its span."""
 
     codes: list[int]
     index: int
     last: bool
     time: float
+    closed: bool = True
 
 
 @dataclass
@@ -253,6 +258,11 @@ def _denoise(
             block = block[: int((block == stop_id).nonzero()[0]) + 1]
 
 
+def nar_steps(length: int, cfg: GenerationConfig) -> int:
+    """Denoising steps for a NAR response of `length` tokens: TtT's `steps / block_length` rate."""
+    return max(1, math.ceil(length * cfg.steps / cfg.block_length))
+
+
 def stream(model: TtTModel, messages: list[dict], **kwargs) -> Iterator[TextDelta | AudioSpan]:
     """Generate the assistant turn for `messages`, yielding text deltas and closed audio spans in order.
 
@@ -298,10 +308,11 @@ class Generation:
         self.text_ids.append(token)
         return TextDelta(self.model.tokenizer.decode(self.text_ids)[len(before):], [token], self._now())
 
-    def _span(self, tokens: list[int], last: bool) -> AudioSpan:
+    def _audio(self, tokens: list[int], last: bool, closed: bool) -> AudioSpan:
+        """The event for newly committed audio tokens, added to the current span of the result."""
         codes = [t - self.vocab.audio_start for t in tokens if self.is_code[t]]
-        self.result.audio_spans.append(codes)
-        return AudioSpan(codes, len(self.result.audio_spans) - 1, last, self._now())
+        self.result.audio_spans[-1] += codes
+        return AudioSpan(codes, len(self.result.audio_spans) - 1, last, self._now(), closed)
 
     def _prefill(self, messages: list[dict]) -> torch.Tensor:
         model, mode = self.model, self.model.config.mode
@@ -361,52 +372,62 @@ class Generation:
             if token not in (v.begin_of_audio, v.begin_of_last_span):
                 yield self._text(token)
                 continue
-            last = token == v.begin_of_last_span
-            before, t0 = self.seq.forwards, time.perf_counter()
-            tokens, logits = self._audio_span(logits, last)
-            r.audio_forward_passes += self.seq.forwards - before
-            r.audio_wall_seconds += time.perf_counter() - t0
-            r.token_ids += tokens
-            yield self._span(tokens, last)
+            logits = yield from self._audio_span(logits, token == v.begin_of_last_span)
 
-    def _audio_span(self, logits: torch.Tensor, last: bool) -> tuple[list[int], torch.Tensor]:
-        """One audio span (codes + closing token); returns its tokens and the logits that follow it."""
-        v, cfg, seq = self.vocab, self.cfg, self.seq
+    def _audio_span(self, logits: torch.Tensor, last: bool) -> Generator[AudioSpan, None, torch.Tensor]:
+        """One audio span (codes + closing token), yielded as it is committed; returns the logits after it.
+
+        Forward passes and compute time are counted per piece, so the consumer's time between pieces
+        (vocoding, playback) is not charged to audio generation."""
+        v, cfg, seq, r = self.vocab, self.cfg, self.seq, self.result
         chunk = self.model.config.audio_chunk
         closer = v.end_of_last_span if last else v.end_of_span
         allowed = self.codes_or_stop if last else self.is_code
         cap = min(cfg.max_last_span, int(self.context - seq.ids.shape[1] - 2)) if last else chunk
-        tokens: list[int] = []
-        if self.model.config.mode == "ar":
-            while not tokens or tokens[-1] != closer:
-                full = len(tokens) >= cap
-                token = closer if full else _sample(logits.masked_fill(~allowed, -math.inf), cfg, self.generator)
-                tokens.append(token)
-                logits = seq.commit_block(torch.tensor([token]), run=False)
-            return tokens, logits
-        if not last:
-            block = torch.full((chunk + 1,), v.mask)
-            block[-1] = closer
-            block = _denoise(seq, block, allowed, None, cfg, self.generator)
-            return block.tolist(), seq.commit_block(block)
-        while True:
-            block = torch.full((min(cfg.block_length, cap - len(tokens)),), v.mask)
-            block = _denoise(seq, block, allowed, closer, cfg, self.generator)
-            logits = seq.commit_block(block)
-            tokens += block.tolist()
-            if tokens[-1] == closer:
-                return tokens, logits
-            if len(tokens) >= cap:
-                tokens.append(closer)
-                return tokens, seq.commit_block(torch.tensor([closer]), run=False)
+        r.audio_spans.append([])
+        n_codes, closed, pending = 0, False, []
+        while not closed:
+            before, t0 = seq.forwards, time.perf_counter()
+            if self.model.config.mode == "ar":
+                token = closer if n_codes >= cap else _sample(
+                    logits.masked_fill(~allowed, -math.inf), cfg, self.generator)
+                tokens = [token]
+                logits = seq.commit_block(torch.tensor(tokens), run=False)
+                closed = token == closer
+            elif not last:
+                block = torch.full((chunk + 1,), v.mask)
+                block[-1] = closer
+                tokens = _denoise(seq, block, allowed, None, cfg, self.generator).tolist()
+                logits, closed = seq.commit_block(torch.tensor(tokens)), True
+            else:
+                block = torch.full((min(cfg.block_length, cap - n_codes),), v.mask)
+                tokens = _denoise(seq, block, allowed, closer, cfg, self.generator).tolist()
+                logits = seq.commit_block(torch.tensor(tokens))
+                closed = tokens[-1] == closer
+                if not closed and n_codes + len(tokens) >= cap:
+                    tokens.append(closer)
+                    logits, closed = seq.commit_block(torch.tensor([closer]), run=False), True
+            n_codes += sum(t != closer for t in tokens)
+            r.audio_forward_passes += seq.forwards - before
+            r.audio_wall_seconds += time.perf_counter() - t0
+            r.token_ids += tokens
+            pending += tokens
+            if closed or self.model.config.mode != "ar":  # AR spans go to the vocoder whole
+                yield self._audio(pending, last, closed)
+                pending = []
+        return logits
 
     def _nar(self) -> Iterator[TextDelta | AudioSpan]:
-        """NAR baseline: the whole response is one diffused block that ends at a committed `<|im_end|>`."""
+        """NAR baseline: the whole response is one diffused block that ends at a committed `<|im_end|>`.
+
+        It gets the tokens-per-step rate of TtT's audio blocks (`steps` per `block_length`), not `steps`
+        for the whole response, so the baseline is not starved of denoising steps."""
         r, v, seq = self.result, self.vocab, self.seq
         length = int(min(self.cfg.max_new_tokens, self.context - seq.ids.shape[1]))
+        cfg = replace(self.cfg, steps=nar_steps(length, self.cfg))
         everything = torch.ones_like(self.text_ok)
         t0 = time.perf_counter()
-        block = _denoise(seq, torch.full((length,), v.mask), everything, v.im_end, self.cfg, self.generator)
+        block = _denoise(seq, torch.full((length,), v.mask), everything, v.im_end, cfg, self.generator)
         r.audio_wall_seconds = time.perf_counter() - t0
         r.token_ids = block.tolist()
         r.audio_forward_passes = seq.forwards - 1
@@ -415,9 +436,11 @@ class Generation:
             if self.is_code[token]:
                 span.append(token)
             elif token in v.span_closers and span:
-                yield self._span(span, token == v.end_of_last_span)
+                r.audio_spans.append([])
+                yield self._audio(span, token == v.end_of_last_span, True)
                 span = []
             elif self.text_ok[token] and token not in self.stop_ids:
                 yield self._text(token)
         if span:
-            yield self._span(span, True)
+            r.audio_spans.append([])
+            yield self._audio(span, True, True)

@@ -1,7 +1,7 @@
 """Speech in, speech out: a TtT model and an audio codec behind three tasks (ASR, TTS, spoken chat).
 
-The task is chosen by the system prompt the training data used (`ttt.build_data.SYSTEM`). Audio spans
-are vocoded as they close, so the first sound is ready long before the answer is finished
+The task is chosen by the system prompt the training data used (`ttt.build_data.SYSTEM`). Audio is
+vocoded as it is committed (a fixed span whole, the final span block by block), so the first sound is ready long before the answer is finished
 (`SpokenAnswer.first_audio_s`, `SpokenAnswer.chunks`).
 """
 from __future__ import annotations
@@ -84,7 +84,7 @@ class SpeechLM:
         return self._spoken(messages, {**self.generation, **kwargs}, on_event)
 
     def _spoken(self, messages: list[dict], kwargs: dict, on_event: Callable | None = None) -> SpokenAnswer:
-        """Generate, vocoding each span as it closes (the chunks a player would stream)."""
+        """Generate, vocoding each piece of audio as it arrives (the chunks a player would stream)."""
         start = time.perf_counter()
         gen = Generation(self.model, messages, **kwargs)
         chunks, first = [], None

@@ -95,7 +95,7 @@ def _demo(args: argparse.Namespace) -> int:
     if answer.first_audio_s is None:
         print("the model produced no audio")
     else:
-        print(f"time to first audio span: {answer.first_audio_s:.2f} s; whole answer "
+        print(f"time to first audio: {answer.first_audio_s:.2f} s; whole answer "
               f"{answer.result.wall_seconds:.2f} s for {seconds:.1f} s of speech")
     if not args.no_score and seconds > 0:
         from ttt.eval.scorer import WhisperScorer

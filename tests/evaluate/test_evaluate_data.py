@@ -1,7 +1,9 @@
 """Malformed eval lines are reported with file:line, counted, and skipped; the run goes on."""
 import logging
 
-from ttt.evaluate import Skipped, read_items, run, summarize
+import pytest
+
+from ttt.evaluate import EvalItem, Skipped, read_items, run, select, summarize
 
 from evaluate_helpers import ANSWER, QUESTION
 
@@ -59,3 +61,13 @@ def test_an_item_the_model_rejects_is_skipped_and_the_run_continues(eval_dir, wr
 
 def test_skipped_names_file_and_line():
     assert str(Skipped("data/eval.jsonl", 7, "malformed JSON")) == "data/eval.jsonl:7: malformed JSON"
+
+
+def test_select_takes_the_first_items_of_each_task_in_file_order():
+    tasks = ["asr", "asr", "asr", "tts", "tts", "text_qa", "asr"]
+    items = [EvalItem(task, f"i{n}", "x", "f.jsonl", n + 1) for n, task in enumerate(tasks)]
+    assert [i.id for i in select(items, per_task=2)] == ["i0", "i1", "i3", "i4", "i5"]
+    assert [i.id for i in select(items, limit=2, per_task=1)] == ["i0", "i3"]
+    assert select(items) == items
+    with pytest.raises(ValueError, match="per_task must be positive"):
+        select(items, per_task=0)

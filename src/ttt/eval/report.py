@@ -28,7 +28,7 @@ LABELS = {
     "audio_forward_passes_per_audio_s": ("audio forward passes / audio s", "lower"),
     "rtf": ("real-time factor (wall s / audio s)", "lower"),
     "diffusion_s_per_audio_s": ("audio-span generation s / audio s", "lower"),
-    "time_to_first_audio_s": ("time to first audio span (s)", "lower"),
+    "time_to_first_audio_s": ("time to first audio (s)", "lower"),
 }
 # Metrics on a shared 0..1-ish scale, drawn together per task; the rest would squash the axis.
 RATE_METRICS = ("wer", "cer", "accuracy", "text_accuracy", "audio_accuracy", "produced_audio",
