@@ -92,7 +92,7 @@ class SpeechLM:
             gen.result.events.append(event)
             if on_event is not None:
                 on_event(event)
-            if isinstance(event, AudioSpan):
+            if isinstance(event, AudioSpan) and event.codes:
                 chunks.append(self.codec.decode(event.codes)[0])
                 first = first if first is not None else time.perf_counter() - start
         codes = gen.result.audio_codes

@@ -55,6 +55,15 @@ def test_decode_shape_and_range():
             codec.decode(bad)
 
 
+def test_one_code_decodes():
+    """A streamed block can hold a single code: shorter than an FFT window, it must still decode."""
+    codec = load_default_codec()
+    wave, sample_rate = codec.decode([5])
+    assert len(wave) == 3 * 160 and np.all(np.isfinite(wave))  # 4 mel frames at hop 160
+    longer, _ = codec.decode([5, 5, 5])
+    assert len(longer) == 11 * 160
+
+
 def test_encode_rejects_bad_waves():
     codec = tiny_codec()
     with pytest.raises(ValueError, match="silent"):

@@ -76,9 +76,17 @@ class MelSpectrogram:
 
     @torch.no_grad()
     def invert(self, log_mel: torch.Tensor, n_iter: int = 32, momentum: float = 0.99, seed: int = 0) -> np.ndarray:
-        """Log-mel (frames, n_mels) -> wave; deterministic for a given seed (random initial phase)."""
+        """Log-mel (frames, n_mels) -> wave; deterministic for a given seed (random initial phase).
+
+        Inputs shorter than one FFT window (a single streamed code is 4 frames) are padded with silent
+        frames for the phase search and cut back afterwards: the STFT's reflection padding needs a wave
+        longer than half a window."""
         mel = torch.exp(torch.as_tensor(log_mel, dtype=torch.float32)).T
         magnitude = torch.clamp(self.inverse_filterbank @ mel, min=0.0)
+        keep = (magnitude.shape[1] - 1) * self.config.hop_length
+        short = self.config.n_fft // self.config.hop_length + 1 - magnitude.shape[1]
+        if short > 0:
+            magnitude = torch.nn.functional.pad(magnitude, (0, short))
         length = (magnitude.shape[1] - 1) * self.config.hop_length
         generator = torch.Generator().manual_seed(seed)
         phase = torch.rand(magnitude.shape, generator=generator) * 2 * torch.pi
@@ -89,7 +97,7 @@ class MelSpectrogram:
             accelerated = rebuilt + momentum * (rebuilt - previous)
             previous = rebuilt
             spec = magnitude * torch.exp(1j * torch.angle(accelerated))
-        wave = self._istft(spec, length)
+        wave = self._istft(spec, length)[:keep]
         peak = float(wave.abs().max())
         if peak > 0.95:  # GL can overshoot; keep the wave in range without touching quiet output
             wave = wave * (0.95 / peak)
