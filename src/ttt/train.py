@@ -193,8 +193,8 @@ def evaluate(accelerator: Accelerator, model, valid: list[EncodedExample], cfg: 
     config = replace(unwrapped.config, unmasked_audio_prob=0.0)
     order = sorted(range(len(valid)), key=lambda i: len(valid[i]))
     batches = [order[i : i + cfg.eval_batch_size] for i in range(0, len(order), cfg.eval_batch_size)]
-    if cfg.max_eval_batches:
-        batches = batches[: cfg.max_eval_batches]
+    if cfg.max_eval_batches:  # spread over the lengths: the shortest batches alone hold no audio
+        batches = batches[:: math.ceil(len(batches) / cfg.max_eval_batches)]
     world, rank = accelerator.num_processes, accelerator.process_index
     sums = torch.zeros(4, device=accelerator.device)
     model.eval()
@@ -236,6 +236,7 @@ class Run:
     valid_set: list[EncodedExample]
     start: int  # last completed step (0 for a fresh run)
     resumed: bool
+    train_seconds: float = 0.0  # time spent in the training loop up to `start` (the `max_minutes` clock)
 
     @property
     def out_dir(self) -> Path:
@@ -278,14 +279,15 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if accelerator.distributed_type == DistributedType.DEEPSPEED:  # no dataloader to infer it from
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     model, optimizer = accelerator.prepare(model, optimizer)
-    start = 0
+    start, train_seconds = 0, 0.0
     if ckpt is not None:
         state = load_training_state(accelerator, optimizer, ckpt)
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
-        start = state["step"]
-        log.info("resumed from %s at step %d", ckpt, start)
-    return Run(cfg, accelerator, model, optimizer, scheduler, sampler, train_set, valid_set, start, ckpt is not None)
+        start, train_seconds = state["step"], float(state.get("train_seconds", 0.0))
+        log.info("resumed from %s at step %d (%.1f min of training so far)", ckpt, start, train_seconds / 60)
+    return Run(cfg, accelerator, model, optimizer, scheduler, sampler, train_set, valid_set, start,
+               ckpt is not None, train_seconds)
 
 
 def train_step(run: Run, step: int) -> tuple[torch.Tensor, int]:
@@ -323,6 +325,12 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
 
     resume: continue from the latest checkpoint in `cfg.out_dir` (model, optimizer, scheduler, data
     position, RNG). stop_after: return right after this step without saving, as a crash would — for tests.
+
+    `cfg.max_minutes` ends the run early, after the first step at which that much time has been spent in
+    this loop (steps, validation, checkpoints; not model loading or data encoding); the time spent is
+    stored in each checkpoint's training state (`train_seconds`), so a resumed run continues the clock.
+    The stopping step is logged, validated, saved and exported like `max_steps`, and `log.jsonl` gets a
+    record `{"step", "stopped": "max_minutes", "train_minutes"}`.
     """
     run = setup(cfg, resume)
     acc, out_dir, main = run.accelerator, run.out_dir, run.accelerator.is_main_process
@@ -336,14 +344,31 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
     bar = tqdm(total=cfg.max_steps, initial=run.start, disable=not main, desc="train", dynamic_ncols=True)
     window = torch.zeros(4, device=acc.device)  # loss, text, audio, grad-norm sums over the log window
     window_steps, tokens, t0 = 0, 0, time.perf_counter()
+    budget = None if cfg.max_minutes is None else cfg.max_minutes * 60.0
+    clock = time.perf_counter()
+
+    def spent() -> float:  # seconds in the training loop, this process and the runs it resumes
+        return run.train_seconds + time.perf_counter() - clock
+
+    first = run.start + 1
+    if budget is not None and run.train_seconds >= budget:
+        log.info("time budget of %.4g min already spent at step %d: no further steps", cfg.max_minutes, run.start)
+        first = cfg.max_steps + 1
+    crashed = False
     run.model.train()
     with logging_redirect_tqdm():
-        for step in range(run.start + 1, cfg.max_steps + 1):
+        for step in range(first, cfg.max_steps + 1):
             stats, n_tokens = train_step(run, step)
             window += stats
             window_steps, tokens = window_steps + 1, tokens + n_tokens
             bar.update(1)
-            if step % cfg.log_interval == 0 or step == cfg.max_steps:
+            out_of_time = budget is not None and _all_agree(acc, spent() >= budget)
+            last = step == cfg.max_steps or out_of_time
+            if out_of_time:
+                minutes = spent() / 60
+                log.info("time budget of %.4g min spent after step %d (%.4g min of training): stopping before "
+                         "max_steps %d", cfg.max_minutes, step, minutes, cfg.max_steps)
+            if step % cfg.log_interval == 0 or last:
                 mean = (acc.reduce(window, "mean") / window_steps).tolist()
                 run_log.write({"step": step, "loss": mean[0], "text_loss": mean[1], "audio_loss": mean[2],
                                "grad_norm": mean[3], "lr": run.scheduler.get_last_lr()[0], "epoch": run.sampler.epoch,
@@ -351,19 +376,33 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
                 bar.set_postfix(loss=f"{mean[0]:.3f}", text=f"{mean[1]:.3f}", audio=f"{mean[2]:.3f}")
                 window.zero_()
                 window_steps, tokens, t0 = 0, 0, time.perf_counter()
-            if run.valid_set and (step % cfg.eval_interval == 0 or step == cfg.max_steps):
+            if run.valid_set and (step % cfg.eval_interval == 0 or last):
                 run_log.write({"step": step, **evaluate(acc, run.model, run.valid_set, cfg)})
-            if step % cfg.save_interval == 0 or step == cfg.max_steps:
+            if out_of_time:
+                run_log.write({"step": step, "stopped": "max_minutes", "train_minutes": minutes})
+            if step % cfg.save_interval == 0 or last:
                 state = {"scheduler": run.scheduler.state_dict(), "sampler": run.sampler.state_dict(),
-                         "config": cfg.to_dict()}
+                         "config": cfg.to_dict(), "train_seconds": spent()}
                 save_checkpoint(acc, run.model, run.optimizer, out_dir, step, state, cfg.lora.enabled, cfg.keep_last)
+            if last:
+                break
             if stop_after is not None and step >= stop_after:
+                crashed = True
                 break
     bar.close()
     run_log.close()
-    if stop_after is None or stop_after >= cfg.max_steps:
+    if not crashed:
         export_final(acc, run.model, out_dir / "final", cfg.lora.enabled)
     return out_dir
+
+
+def _all_agree(accelerator: Accelerator, flag: bool) -> bool:
+    """`flag` as decided by the main process, so that every process stops at the same step."""
+    if accelerator.num_processes == 1:
+        return flag
+    from accelerate.utils import broadcast
+
+    return bool(broadcast(torch.tensor([float(flag)], device=accelerator.device), from_process=0).item())
 
 
 def export_final(accelerator: Accelerator, model, directory: Path, lora: bool) -> None:

@@ -19,6 +19,7 @@ _FLAGS = {
     "mode": "ttt.mode",
     "out": "out_dir",
     "max_steps": "max_steps",
+    "max_minutes": "max_minutes",
     "batch_size": "batch_size",
     "grad_accum": "grad_accum",
     "lr": "optim.lr",
@@ -36,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output directory (checkpoints, log.jsonl, final/)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--max-steps", type=int)
+    p.add_argument("--max-minutes", type=float, metavar="M",
+                   help="wall-clock budget: stop after the first step at which M minutes were spent in the "
+                        "training loop (the clock survives --resume), save and export final/")
     p.add_argument("--batch-size", type=int, help="examples per micro-batch per process")
     p.add_argument("--grad-accum", type=int)
     p.add_argument("--lr", type=float)

@@ -88,7 +88,9 @@ class LoraSettings:
 @dataclass
 class TrainConfig:
     """One training run. `batch_size` is examples per micro-batch per process; the global batch is
-    `batch_size * grad_accum * processes`."""
+    `batch_size * grad_accum * processes`. `max_minutes` is a wall-clock budget: training stops after the
+    first step at which that much time was spent in the training loop (summed over resumed runs), or at
+    `max_steps`, whichever comes first; the learning-rate schedule still runs over `max_steps`."""
 
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -97,6 +99,7 @@ class TrainConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     out_dir: str = "runs/ttt"
     max_steps: int = 1000
+    max_minutes: float | None = None
     batch_size: int = 8
     grad_accum: int = 1
     eval_batch_size: int = 16
@@ -122,6 +125,9 @@ class TrainConfig:
                      "save_interval", "keep_last", "log_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        m = self.max_minutes
+        if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
+            raise ValueError(f"max_minutes must be positive (or null for no time budget), got {self.max_minutes}")
         self.ttt_config()
         if self.data.pack and self.ttt.get("max_length") is None:
             raise ValueError("data.pack needs ttt.max_length (the packed row length)")

