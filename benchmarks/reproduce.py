@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=1500, help="training steps per row (the budget)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
-    p.add_argument("--data", type=Path, default=Path("data/tokens/eval_test.jsonl"), help="held-out eval JSONL")
+    p.add_argument("--data", type=Path, default=Path("data/tokens-c4/eval_test.jsonl"), help="held-out eval JSONL")
     p.add_argument("--per-task", type=int, default=20, help="eval items per task")
     p.add_argument("--max-last-span", type=int, default=200, help="cap on codes in a final audio span")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per training / eval process")

@@ -37,3 +37,7 @@ SHORT = {
         {"role": "assistant", "content": "hi<|begin_of_quad|>" + audio([40, 41, 42, 43, 44]) + "<|end_of_audio_span_last|>"},
     ]
 }
+
+# The eval and speech tests' spoken question and answer.
+QUESTION = "what is seven plus four"
+ANSWER = "seven plus four is eleven"

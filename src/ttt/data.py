@@ -108,6 +108,23 @@ def read_records(path: str | Path, split: str = "train", skip_malformed: bool = 
     return _jsonl_records(path, skip_malformed)
 
 
+def check_build_card(data_path: str | Path, config) -> None:
+    """Refuse data that `ttt data build` chunked differently from what the model will generate.
+
+    The text chunk and span length are baked into the data but read from the model config at inference;
+    a mismatch trains without error and then decodes in the wrong rhythm, so it is caught here."""
+    card_file = Path(data_path).parent / "build_card.json"
+    if not card_file.is_file():
+        return
+    card = json.loads(card_file.read_text())
+    for key, ours in (("text_chunk", config.text_chunk), ("audio_chunk", config.audio_chunk),
+                      ("codebook_size", config.audio_codebook_size)):
+        if key in card and card[key] != ours:
+            name = "audio_codebook_size" if key == "codebook_size" else key
+            raise ValueError(f"{card_file} says the data was built with {key}={card[key]}, but the model has "
+                             f"{name}={ours}: set ttt.{name}: {card[key]} in the config (or rebuild the data)")
+
+
 def plain_texts(records: list[Record]) -> Iterator[str]:
     """The text of every message with all `<|...|>` tokens removed: what a text tokenizer should learn."""
     for rec in records:

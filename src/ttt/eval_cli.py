@@ -5,6 +5,8 @@ import argparse
 import json
 import logging
 
+from ttt.speech_cli import decoding, decoding_arguments
+
 log = logging.getLogger(__name__)
 
 
@@ -21,10 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N valid items")
     p.add_argument("--per-task", type=int, metavar="N", help="evaluate only the first N valid items of each task")
     p.add_argument("--codec", help="codec directory (default: the shipped codec)")
-    p.add_argument("--steps", type=int, default=4, help="denoising steps per audio block (default: 4)")
-    p.add_argument("--block-length", type=int, default=26, help="codes per diffusion block (default: 26)")
+    decoding_arguments(p)
     p.add_argument("--max-new-tokens", type=int, default=1024, help="cap on generated tokens per turn")
-    p.add_argument("--max-last-span", type=int, default=1024, help="cap on codes in the final audio span")
     p.add_argument("--seed", type=int, default=0, help="generation and bootstrap seed (default: 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -44,9 +44,7 @@ def _eval(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no shipped default model in {default_model_dir()} yet; pass --model DIR")
     items, skipped = read_items(args.data)
     items = select(items, args.limit, args.per_task)
-    lm = SpeechLM.from_dir(args.model, args.codec, steps=args.steps, block_length=args.block_length,
-                           max_new_tokens=args.max_new_tokens, max_last_span=args.max_last_span,
-                           seed=args.seed)
+    lm = SpeechLM.from_dir(args.model, args.codec, **decoding(args), max_new_tokens=args.max_new_tokens, seed=args.seed)
     scorer = None
     if any(i.task in ("tts", "spoken_qa") for i in items):
         from ttt.eval.scorer import WhisperScorer
@@ -55,8 +53,7 @@ def _eval(args: argparse.Namespace) -> int:
     rows = run(Evaluator(lm, scorer), items, skipped, progress=not args.no_progress)
     metrics = summarize(rows, skipped, seed=args.seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
-              "steps": args.steps, "block_length": args.block_length, "max_new_tokens": args.max_new_tokens,
-              "max_last_span": args.max_last_span, "seed": args.seed, "limit": args.limit, "per_task": args.per_task}
+              "decoding": lm.generation, "limit": args.limit, "per_task": args.per_task}
     report = write_report(args.out, metrics, rows, skipped, config)
     if args.json:
         print(json.dumps(metrics))

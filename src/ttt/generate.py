@@ -92,6 +92,7 @@ class GenerationConfig:
     diffusion_temperature: float = 0.0
     cfg_scale: float = 0.0
     max_last_span: int = 1024
+    stop_threshold: float | None = None
     use_cache: bool = True
     seed: int = 0
     force_text: str | None = None
@@ -108,8 +109,10 @@ class GenerationConfig:
             )
         if self.max_new_tokens <= 0 or self.max_last_span <= 0:
             raise ValueError("max_new_tokens and max_last_span must be positive")
-        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        for name in ("threshold", "stop_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
         if self.temperature < 0 or self.diffusion_temperature < 0 or self.cfg_scale < 0:
             raise ValueError("temperatures and cfg_scale must be >= 0")
         if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
@@ -238,7 +241,10 @@ def _denoise(
             pred = noisy.argmax(-1)
         else:
             pred = logits.argmax(-1)
-        conf = logits.softmax(-1).gather(-1, pred[:, None]).squeeze(-1)
+        probs = logits.softmax(-1)
+        if stop_id is not None and cfg.stop_threshold is not None:
+            pred = torch.where(probs[:, stop_id] >= cfg.stop_threshold, stop_id, pred)
+        conf = probs.gather(-1, pred[:, None]).squeeze(-1)
         conf = conf.masked_fill(~masked, -math.inf)
         if stop_id is not None:
             before = masked.long().cumsum(0) - masked.long()

@@ -6,6 +6,7 @@ vocoded as it is committed (a fixed span whole, the final span block by block), 
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,8 +20,26 @@ from ttt.format import input_audio
 from ttt.generate import AudioSpan, Generation, GenerationResult, generate
 
 
+DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
+
+
 def default_model_dir() -> Path:
     return Path(str(resources.files("ttt") / "assets" / "model"))
+
+
+def decoding_defaults(model_dir: str | Path) -> dict:
+    """The decoding settings a model directory recommends (`decoding.json`), or none.
+
+    Denoising steps, the stop threshold and the final-span cap are chosen per model on validation data;
+    keeping them next to the weights means `ttt demo` and `ttt eval` decode a model the way it was measured."""
+    path = Path(model_dir) / DECODING_FILE
+    if not path.is_file():
+        return {}
+    settings = json.loads(path.read_text())
+    from ttt.generate import GenerationConfig
+
+    GenerationConfig(**settings)  # unknown keys and bad values fail here, naming the field
+    return settings
 
 
 @dataclass
@@ -47,6 +66,7 @@ class SpeechLM:
 
     @classmethod
     def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, **generation) -> "SpeechLM":
+        """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset)."""
         from ttt.audio.codec import load_codec, load_default_codec
         from ttt.model import TtTModel
 
@@ -55,7 +75,8 @@ class SpeechLM:
             raise FileNotFoundError(f"no TtT model in {model_dir}")
         model = TtTModel.from_pretrained(model_dir).eval()
         codec = load_codec(codec_dir) if codec_dir else load_default_codec()
-        return cls(model, codec, **generation)
+        chosen = {k: v for k, v in generation.items() if v is not None}
+        return cls(model, codec, **{**decoding_defaults(model_dir), **chosen})
 
     def _messages(self, task: str, user: str) -> list[dict]:
         return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user}]

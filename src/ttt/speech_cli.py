@@ -10,12 +10,25 @@ DEMO_QUESTION = "what is six plus three"  # the text of assets/demo/question.wav
 DEMO_VOICE = "flite-rms"
 
 
+def decoding_arguments(p: argparse.ArgumentParser) -> None:
+    """Decoding flags; unset ones fall back to the model's decoding.json, then to GenerationConfig."""
+    p.add_argument("--steps", type=int, help="denoising steps per audio block (default: the model's, else 4)")
+    p.add_argument("--block-length", type=int, help="codes per diffusion block (default: the model's, else 26)")
+    p.add_argument("--max-last-span", type=int, help="cap on codes in the final audio span (default: the model's)")
+    p.add_argument("--stop-threshold", type=float,
+                   help="end the final span where p(end of audio) reaches this, even if a code is likelier")
+
+
+def decoding(args: argparse.Namespace) -> dict:
+    return {"steps": args.steps, "block_length": args.block_length, "max_last_span": args.max_last_span,
+            "stop_threshold": args.stop_threshold}
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="TtT model directory (default: the shipped model)")
         p.add_argument("--codec", help="codec directory (default: the shipped codec)")
-        p.add_argument("--steps", type=int, default=4, help="denoising steps per audio block (default: 4)")
-        p.add_argument("--block-length", type=int, default=26, help="codes per diffusion block (default: 26)")
+        decoding_arguments(p)
         p.add_argument("--threads", type=int, help="torch CPU threads")
 
     demo = subparsers.add_parser(
@@ -58,7 +71,7 @@ def _load(args: argparse.Namespace):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return SpeechLM.from_dir(args.model, args.codec, steps=args.steps, block_length=args.block_length)
+    return SpeechLM.from_dir(args.model, args.codec, **decoding(args))
 
 
 def _read(path: str):
@@ -90,19 +103,30 @@ def _demo(args: argparse.Namespace) -> int:
     answer = lm.chat(wave, sr, on_event=lambda e: print(e.text, end="", flush=True) if isinstance(e, TextDelta) else None)
     print()
     (out / "answer.txt").write_text(answer.text + "\n")
-    save_audio(out / "answer.wav", answer.wave, answer.sample_rate)
+    (out / "answer.wav").unlink(missing_ok=True)  # never leave a previous run's answer next to this text
+    if not _save_answer(out / "answer.wav", answer):
+        print(f"wrote {out / 'answer.txt'}")
+        return 0
     seconds = len(answer.wave) / answer.sample_rate
-    if answer.first_audio_s is None:
-        print("the model produced no audio")
-    else:
-        print(f"time to first audio: {answer.first_audio_s:.2f} s; whole answer "
-              f"{answer.result.wall_seconds:.2f} s for {seconds:.1f} s of speech")
-    if not args.no_score and seconds > 0:
+    print(f"time to first audio: {answer.first_audio_s:.2f} s; whole answer "
+          f"{answer.result.wall_seconds:.2f} s for {seconds:.1f} s of speech")
+    if not args.no_score:
         from ttt.eval.scorer import WhisperScorer
 
         print(f"Whisper hears in answer.wav: {WhisperScorer().transcribe(answer.wave, answer.sample_rate)!r}")
     print(f"wrote {out / 'answer.txt'} and {out / 'answer.wav'}")
     return 0
+
+
+def _save_answer(path: Path, answer) -> bool:
+    """Write the answer's wave; a turn without audio is reported instead (a wav cannot be empty)."""
+    from ttt.audio.io import save_audio
+
+    if len(answer.wave) == 0:
+        print(f"the model produced no audio: {path} not written", file=sys.stderr)
+        return False
+    save_audio(path, answer.wave, answer.sample_rate)
+    return True
 
 
 def _asr(args: argparse.Namespace) -> int:
@@ -112,19 +136,15 @@ def _asr(args: argparse.Namespace) -> int:
 
 
 def _tts(args: argparse.Namespace) -> int:
-    from ttt.audio.io import save_audio
-
     answer = _load(args).speak(args.text)
-    save_audio(args.output, answer.wave, answer.sample_rate)
-    print(f"wrote {args.output} ({len(answer.wave) / answer.sample_rate:.1f} s)", file=sys.stderr)
+    if _save_answer(Path(args.output), answer):
+        print(f"wrote {args.output} ({len(answer.wave) / answer.sample_rate:.1f} s)", file=sys.stderr)
     return 0
 
 
 def _chat(args: argparse.Namespace) -> int:
-    from ttt.audio.io import save_audio
-
     wave, sr = _read(args.wav)
     answer = _load(args).chat(wave, sr)
-    save_audio(args.output, answer.wave, answer.sample_rate)
     print(answer.text)
+    _save_answer(Path(args.output), answer)
     return 0

@@ -27,7 +27,8 @@ from ttt.backbones import tiny_backbone, train_bpe_tokenizer
 from ttt.checkpoint import is_lora_checkpoint, latest_checkpoint, load_trainable, load_training_state, save_checkpoint, save_model
 from ttt.collate import collate
 from ttt.config import TtTConfig
-from ttt.data import BatchSampler, encode_records, micro_batches, noise_generator, plain_texts, read_records, split_off
+from ttt.data import (BatchSampler, check_build_card, encode_records, micro_batches, noise_generator, plain_texts,
+                      read_records, split_off)
 from ttt.format import EncodedExample
 from ttt.model import TtTModel
 from ttt.train_config import LoraSettings, TrainConfig
@@ -257,6 +258,7 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     train_records = read_records(cfg.data.train, cfg.data.split, cfg.data.skip_malformed)
     full_ckpt = ckpt is not None and not is_lora_checkpoint(ckpt)
     model = build_model(cfg, train_records, source_dir=ckpt if full_ckpt else None)
+    check_build_card(cfg.data.train, model.config)
     if cfg.gradient_checkpointing:
         enable_checkpointing(model.backbone)
     if cfg.lora.enabled:

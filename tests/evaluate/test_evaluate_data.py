@@ -5,7 +5,7 @@ import pytest
 
 from ttt.evaluate import EvalItem, Skipped, read_items, run, select, summarize
 
-from evaluate_helpers import ANSWER, QUESTION
+from helpers import ANSWER, QUESTION
 
 
 def test_malformed_lines_are_reported_and_skipped(eval_dir, write_jsonl, caplog, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from ttt.cli import main
 from ttt.speech import default_model_dir
 
-from evaluate_helpers import ANSWER, QUESTION
+from helpers import ANSWER, QUESTION
 
 SPEECH = ["produced_audio", "intelligibility_wer", "dnsmos_ovrl", "dnsmos_p808", "forward_passes_per_audio_s",
           "audio_forward_passes_per_audio_s", "rtf", "diffusion_s_per_audio_s", "time_to_first_audio_s"]

@@ -110,6 +110,16 @@ def test_nar_mode_diffuses_one_block(trained):
     assert len(r.token_ids) <= 52
 
 
+def test_stop_threshold_ends_the_final_span_where_the_stop_is_likely_enough(trained):
+    v = trained.vocab
+    plain = generate(trained, prompt(LONG), max_new_tokens=80)
+    assert generate(trained, prompt(LONG), max_new_tokens=80, stop_threshold=0.999).token_ids == plain.token_ids
+    eager = generate(trained, prompt(LONG), max_new_tokens=80, stop_threshold=1e-12)
+    assert eager.audio_spans == [list(range(26)), []]
+    last = eager.token_ids[eager.token_ids.index(v.begin_of_last_span) + 1:]
+    assert last[0] == v.end_of_last_span
+
+
 def test_nar_steps_keep_the_blockwise_rate():
     assert nar_steps(52, GenerationConfig(steps=4, block_length=26)) == 8
     assert nar_steps(27, GenerationConfig(steps=13, block_length=26)) == 14
@@ -133,6 +143,7 @@ def test_classifier_free_guidance_runs_two_rows(trained):
     "kwargs,message",
     [
         ({"block_length": 0}, "block_length must be positive"),
+        ({"stop_threshold": 0.0}, "stop_threshold must be in"),
         ({"steps": 0}, "steps must be positive"),
         ({"steps": 30, "block_length": 26}, "steps (30) > tokens per block"),
         ({"steps": 5, "block_length": 4}, "steps (5) > tokens per block (4)"),

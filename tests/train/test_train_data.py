@@ -5,8 +5,9 @@ import logging
 import pytest
 
 from train_toy import example, write_toy
-from ttt.data import (BatchSampler, encode_records, load_encoded, micro_batches, noise_generator, plain_texts,
-                      read_records, split_off)
+from ttt.config import TtTConfig
+from ttt.data import (BatchSampler, check_build_card, encode_records, load_encoded, micro_batches, noise_generator,
+                      plain_texts, read_records, split_off)
 
 
 def test_jsonl_and_json_list_load_the_same_examples(tmp_path, make_model):
@@ -126,3 +127,14 @@ def test_micro_batches_noise_generators_and_split():
     train, valid = split_off(list(range(20)), 0.25, seed=3)
     assert len(valid) == 5 and sorted(train + valid) == list(range(20))
     assert split_off(list(range(20)), 0.25, seed=3) == (train, valid)
+
+
+def test_build_card_must_match_the_model_chunking(tmp_path):
+    data = tmp_path / "train.jsonl"
+    check_build_card(data, TtTConfig())  # no card: nothing to check
+    (tmp_path / "build_card.json").write_text(json.dumps({"text_chunk": 4, "audio_chunk": 26, "codebook_size": 1024}))
+    check_build_card(data, TtTConfig(audio_codebook_size=1024, text_chunk=4))
+    with pytest.raises(ValueError, match="text_chunk=4, but the model has text_chunk=13"):
+        check_build_card(data, TtTConfig(audio_codebook_size=1024))
+    with pytest.raises(ValueError, match="audio_codebook_size: 1024"):
+        check_build_card(data, TtTConfig(audio_codebook_size=512, text_chunk=4))
