@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks.rows import open_card, save_card, ttt_command
+
 log = logging.getLogger("backbone_budget")
 
 BPE = "bpe trained on the corpus"  # build_card "tokenizer" of a folder built without --tokenizer
@@ -80,10 +82,6 @@ COLUMNS = (
     Column("TTS first audio s", "tts", "time_to_first_audio_s"),  # TTS always speaks; an untrained QA may not
     Column("TTS RTF", "tts", "rtf"),
 )
-
-
-def _ttt(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ttt.cli", *args]
 
 
 def smollm2_gguf() -> Path:
@@ -134,7 +132,7 @@ def ensure_data(folder: Path, tokenizer: Path | None, args: argparse.Namespace) 
         if problem:
             raise ValueError(f"{folder}: {problem}; build another folder with `ttt data build`")
         return
-    cmd = _ttt("data", "build", "--corpus", str(args.corpus), "--out", str(folder))
+    cmd = ttt_command("data", "build", "--corpus", str(args.corpus), "--out", str(folder))
     if args.codes_from and Path(args.codes_from).is_file():
         cmd += ["--codes-from", str(args.codes_from)]
     if tokenizer is not None:
@@ -167,38 +165,30 @@ def run_row(row: str, args: argparse.Namespace, gguf: Path | None) -> None:
     budget = {"config": str(args.configs[row]), "minutes": args.minutes, "max_steps": args.steps[row],
               "seed": args.seed, "threads": args.threads, "overrides": row_overrides(row, args, gguf)}
     card_file = run_dir / "budget.json"
-    if card_file.is_file():
-        card = json.loads(card_file.read_text())
-        if {k: card.get(k) for k in budget} != budget:
-            raise ValueError(f"{run_dir} was trained with {card}, not {budget}; "
-                             "use another --runs folder to change the budget")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        card = {**budget, "wall_s": 0.0, "load_average": []}
-        card_file.write_text(json.dumps(card, indent=1))
+    card = open_card(card_file, budget, {"wall_s": 0.0, "load_average": []})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     if not (run_dir / "final" / "ttt_config.json").is_file():
         log.info("train %s for %g min -> %s", row, args.minutes, run_dir)
         resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
-        cmd = _ttt("train", "--config", str(args.configs[row]), "--out", str(run_dir), "--seed", str(args.seed),
+        cmd = ttt_command("train", "--config", str(args.configs[row]), "--out", str(run_dir), "--seed", str(args.seed),
                    "--max-steps", str(args.steps[row]), "--max-minutes", str(args.minutes), *resume,
                    *(f"--set={o}" for o in budget["overrides"]))
         before, start = os.getloadavg()[0], time.perf_counter()
         subprocess.run(cmd, check=True, env=env)
         card["wall_s"] += time.perf_counter() - start
         card["load_average"].append([round(before, 2), round(os.getloadavg()[0], 2)])
-        card_file.write_text(json.dumps(card, indent=1))
+        save_card(card_file, card)
     evaluation = {"data": str(row_data(row, args) / f"eval_{args.split}.jsonl"), "per_task": args.per_task,
                   "max_last_span": args.max_last_span, "max_new_tokens": args.max_new_tokens}
     if card.get("eval") != evaluation or not (run_dir / "eval" / "metrics.json").is_file():
         log.info("evaluate %s", row)
-        cmd = _ttt("eval", "--model", str(run_dir / "final"), "--data", evaluation["data"], "--out",
+        cmd = ttt_command("eval", "--model", str(run_dir / "final"), "--data", evaluation["data"], "--out",
                    str(run_dir / "eval"), "--per-task", str(args.per_task), "--threads", str(args.threads),
                    "--max-last-span", str(args.max_last_span), "--max-new-tokens", str(args.max_new_tokens),
                    "--seed", str(args.seed), "--no-progress")
         subprocess.run(cmd, check=True, env=env)
         card["eval"] = evaluation
-        card_file.write_text(json.dumps(card, indent=1))
+        save_card(card_file, card)
 
 
 def count_parameters(files: list[Path]) -> int:

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from benchmarks.rows import open_card, save_card, ttt_command
+
 log = logging.getLogger("reproduce")
 
 SYSTEMS: dict[str, tuple[str, list[str]]] = {
@@ -86,37 +88,25 @@ CLAIMS = (
 )
 
 
-def _ttt(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ttt.cli", *args]
-
-
 def run_row(system: str, seed: int, args: argparse.Namespace) -> None:
     """Train (or resume) and evaluate one (system, seed); stages already done are skipped."""
     run_dir = args.runs / f"{system}-s{seed}"
     budget = {"config": str(args.config), "steps": args.steps, "overrides": SYSTEMS[system][1], "seed": seed}
-    card = run_dir / "reproduce.json"
-    if card.is_file():
-        done = json.loads(card.read_text())
-        if {k: done.get(k) for k in budget} != budget:
-            raise ValueError(f"{run_dir} was trained with {done}, not {budget}; "
-                             "use another --runs folder to change the budget")
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        card.write_text(json.dumps({**budget, "train_s": 0.0}, indent=1))
+    card_file = run_dir / "reproduce.json"
+    card = open_card(card_file, budget, {"train_s": 0.0})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     if not (run_dir / "final" / "ttt_config.json").is_file():
         log.info("train %s seed %d -> %s", system, seed, run_dir)
         resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
-        cmd = _ttt("train", "--config", str(args.config), "--out", str(run_dir), "--seed", str(seed),
+        cmd = ttt_command("train", "--config", str(args.config), "--out", str(run_dir), "--seed", str(seed),
                    "--max-steps", str(args.steps), *resume, *(f"--set={o}" for o in SYSTEMS[system][1]))
         start = time.perf_counter()
         subprocess.run(cmd, check=True, env=env)
-        state = json.loads(card.read_text())
-        state["train_s"] += time.perf_counter() - start
-        card.write_text(json.dumps(state, indent=1))
+        card["train_s"] += time.perf_counter() - start
+        save_card(card_file, card)
     if not (run_dir / "eval" / "metrics.json").is_file():
         log.info("evaluate %s seed %d", system, seed)
-        cmd = _ttt("eval", "--model", str(run_dir / "final"), "--data", str(args.data), "--out",
+        cmd = ttt_command("eval", "--model", str(run_dir / "final"), "--data", str(args.data), "--out",
                    str(run_dir / "eval"), "--per-task", str(args.per_task), "--threads", str(args.threads),
                    "--max-last-span", str(args.max_last_span), "--seed", str(seed), "--no-progress")
         subprocess.run(cmd, check=True, env=env)
