@@ -108,7 +108,8 @@ def run_row(system: str, seed: int, args: argparse.Namespace) -> None:
         log.info("evaluate %s seed %d", system, seed)
         cmd = ttt_command("eval", "--model", str(run_dir / "final"), "--data", str(args.data), "--out",
                    str(run_dir / "eval"), "--per-task", str(args.per_task), "--threads", str(args.threads),
-                   "--max-last-span", str(args.max_last_span), "--seed", str(seed), "--no-progress")
+                   "--max-last-span", str(args.max_last_span), "--max-new-tokens", str(args.max_new_tokens),
+                   "--seed", str(seed), "--no-progress")
         subprocess.run(cmd, check=True, env=env)
 
 
@@ -238,7 +239,8 @@ def write_report(found: dict, args: argparse.Namespace) -> Path:
     stem = args.reports / "reproduction"
     claims = [(c, *judge(c, pairs, table)) for c, pairs in CLAIMS]
     raw = {"setup": {"config": str(args.config), "steps": args.steps, "data": str(args.data),
-                     "per_task": args.per_task, "seeds": args.seeds, "max_last_span": args.max_last_span},
+                     "per_task": args.per_task, "seeds": args.seeds, "max_last_span": args.max_last_span,
+                     "max_new_tokens": args.max_new_tokens},
            "systems": {s: {"overrides": SYSTEMS[s][1], "seeds": {str(k): v for k, v in found[s].items()}}
                        for s in found},
            "table": table, "claims": [{"claim": c, "verdict": v, "evidence": e} for c, v, e in claims]}
@@ -251,7 +253,8 @@ def write_report(found: dict, args: argparse.Namespace) -> Path:
         f"Written by `python -m benchmarks.reproduce` (raw numbers: `{stem.name}.json`; plot: `{stem.name}.png`).",
         f"Each row: `{args.config}` trained for {args.steps} steps from scratch, the same data and batch for "
         f"every row, seeds {args.seeds}; evaluated with `ttt eval --per-task {args.per_task}` on "
-        f"`{args.data}` (held-out voices and questions, never used for tuning). Cells: mean over seeds "
+        f"`{args.data}` (held-out voices and questions, never used for tuning), at most {args.max_new_tokens} "
+        f"tokens per turn and {args.max_last_span} codes in a final span. Cells: mean over seeds "
         "± half-width of the 95% Student-t interval. Metric definitions: README, 'Evaluation metrics'.", "",
         "| system | seeds | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),
@@ -278,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=Path("data/tokens-c4/eval_test.jsonl"), help="held-out eval JSONL")
     p.add_argument("--per-task", type=int, default=20, help="eval items per task")
     p.add_argument("--max-last-span", type=int, default=200, help="cap on codes in a final audio span")
+    p.add_argument("--max-new-tokens", type=int, default=256,
+                   help="cap on tokens per turn; also the NAR baseline's response block, which has no learned length")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per training / eval process")
     p.add_argument("--runs", type=Path, default=Path("runs/reproduce"), help="where the runs go")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes")
