@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-task", type=int, default=20, help="eval items per task")
     p.add_argument("--max-last-span", type=int, default=200, help="cap on codes in a final audio span")
     p.add_argument("--max-new-tokens", type=int, default=256,
-                   help="cap on tokens per turn; also the NAR baseline's response block, which has no learned length")
+                   help="cap on tokens per turn; also the NAR baseline's response block")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per training / eval process")
     p.add_argument("--runs", type=Path, default=Path("runs/reproduce"), help="where the runs go")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes")

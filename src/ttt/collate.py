@@ -64,6 +64,8 @@ def collate(
         encoded = [truncate_last_span(ex, config, generator) for ex in encoded]
         if not clean:
             encoded = [pad_last_span(ex, config, formatter.vocab, generator) for ex in encoded]
+    elif train and config.mode == "nar":
+        encoded = [pad_last_span(ex, config, formatter.vocab, generator) for ex in encoded]
     if config.max_length is not None:
         long = [i for i, ex in enumerate(encoded) if len(ex) > config.max_length]
         if long:

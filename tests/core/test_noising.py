@@ -138,6 +138,25 @@ def test_final_span_is_padded_with_loss_free_masks_in_noised_batches(make_model)
 
 
 
+def test_nar_responses_are_padded_with_trained_end_tokens_in_one_run(make_model):
+    model = make_model(mode="nar", unmasked_audio_prob=0.0, last_span_pad=25)
+    v = model.vocab
+    ex = chat_example(n_spans=1, last=9)
+    plain = model.collate([ex], train=False)
+    counts = []
+    for batch in _batches(model, [ex], 100):
+        n = batch["input_ids"].shape[1] - plain["input_ids"].shape[1]
+        counts.append(n)
+        if n == 0:
+            continue
+        trained = batch["trainable"][0].nonzero().flatten()
+        assert trained.tolist() == list(range(int(trained[0]), int(trained[-1]) + 1)), "one contiguous response"
+        assert batch["span_ids"][0, trained].unique().numel() == 1, "pads join the response's bidirectional run"
+        assert batch["labels"][0, trained[-n - 1 :]].eq(v.im_end).all()
+        assert batch["labels"][0, trained[: -n]].tolist() == plain["labels"][0, plain["trainable"][0]].tolist()
+    assert min(counts) == 0 and max(counts) >= 20
+
+
 def test_closing_token_still_predicts_what_follows_the_pads(make_model):
     from ttt.model import _next_real_position
 
