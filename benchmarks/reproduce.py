@@ -205,6 +205,8 @@ def _cell(entry: dict | None) -> str:
         return "–"
     if "lo" not in entry:
         return f"{entry['mean']:.1f}"
+    if len(entry["values"]) < 2:  # one seed: no interval to show
+        return f"{entry['mean']:.3g}"
     return f"{entry['mean']:.3g} ± {(entry['hi'] - entry['lo']) / 2:.2g}"
 
 
