@@ -57,52 +57,30 @@ def pad_last_span(
     """Append 0..`last_span_pad` mask tokens to the final span's run, right after its closing token.
 
     They carry no loss (modality SPAN_PAD); they only make training runs look like the inference block
-    that contains the end of speech (see `TtTConfig.last_span_pad`). In "nar" mode the response is padded
-    instead (`_pad_response`).
+    that contains the end of speech (see `TtTConfig.last_span_pad`).
+
+    In "nar" mode the response is padded instead, with trained `<|im_end|>` copies after its own: a NAR
+    model fills a block longer than its answer, and these (LLaDA's end-of-text padding) teach it that every
+    position past the end is `<|im_end|>`, so the first one it commits ends the turn. They join the
+    response's bidirectional run (contiguous trained tokens).
     """
-    if config.mode == "nar":
-        return _pad_response(example, config, vocab, generator)
-    closers = (example.input_ids == vocab.end_of_last_span) & example.trainable
-    if config.last_span_pad == 0 or not closers.any():
-        return example
-    closer = int(closers.nonzero()[-1])
-    n = int(torch.randint(config.last_span_pad + 1, (1,), generator=generator))
-    if n == 0:
-        return example
-    at = closer + 1
-    pads = (
-        torch.full((n,), vocab.mask, dtype=example.input_ids.dtype),
-        torch.full((n,), int(Modality.SPAN_PAD), dtype=example.modality.dtype),
-        torch.full((n,), int(example.span[closer]), dtype=example.span.dtype),
-        torch.zeros(n, dtype=torch.bool),
-    )
-    fields = (example.input_ids, example.modality, example.span, example.trainable)
-    return EncodedExample(*(torch.cat([f[:at], p, f[at:]]) for f, p in zip(fields, pads)), example.meta)
-
-
-def _pad_response(
-    example: EncodedExample, config: TtTConfig, vocab: Vocab, generator: torch.Generator | None = None
-) -> EncodedExample:
-    """NAR: 0..`last_span_pad` extra `<|im_end|>` tokens after the response's own, trained like it.
-
-    A NAR model fills a block longer than its answer; these trained copies (LLaDA's end-of-text padding)
-    teach it that every position past the end is `<|im_end|>`, so the first one it commits ends the turn.
-    They join the response's bidirectional run (contiguous trained tokens)."""
-    ends = (example.input_ids == vocab.im_end) & example.trainable
+    nar = config.mode == "nar"
+    ends = (example.input_ids == (vocab.im_end if nar else vocab.end_of_last_span)) & example.trainable
     if config.last_span_pad == 0 or not ends.any():
         return example
     at = int(ends.nonzero()[-1]) + 1
     n = int(torch.randint(config.last_span_pad + 1, (1,), generator=generator))
     if n == 0:
         return example
-    pads = (
-        torch.full((n,), vocab.im_end, dtype=example.input_ids.dtype),
-        example.modality[at - 1 : at].expand(n),
-        example.span[at - 1 : at].expand(n),
-        torch.ones(n, dtype=torch.bool),
-    )
+    if nar:
+        token, modality, trained = vocab.im_end, int(example.modality[at - 1]), True
+    else:
+        token, modality, trained = vocab.mask, int(Modality.SPAN_PAD), False
     fields = (example.input_ids, example.modality, example.span, example.trainable)
-    return EncodedExample(*(torch.cat([f[:at], p, f[at:]]) for f, p in zip(fields, pads)), example.meta)
+    values = (token, modality, int(example.span[at - 1]), trained)
+    return EncodedExample(
+        *(torch.cat([f[:at], torch.full((n,), v, dtype=f.dtype), f[at:]]) for f, v in zip(fields, values)), example.meta
+    )
 
 
 def noise_batch(
