@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "ttt.train_cli",
     "ttt.speech_cli",
     "ttt.eval_cli",
+    "ttt.export",
 ]
 
 
