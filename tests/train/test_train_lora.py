@@ -66,7 +66,8 @@ def test_smollm2_configs_match_the_codec_and_their_data(name, lora):
 
     cfg = load_config(CONFIG.parent / name)
     assert cfg.ttt["audio_codebook_size"] == load_default_codec().codebook_size
-    assert cfg.data.train == "data/tokens-smollm2/train.jsonl" and cfg.data.valid == "data/tokens-smollm2/valid.jsonl"
+    assert cfg.data.train == "data/tokens-smollm2-c4/train.jsonl"
+    assert cfg.data.valid == "data/tokens-smollm2-c4/valid.jsonl" and cfg.ttt["text_chunk"] == 4
     assert cfg.backbone.source == "hf" and cfg.backbone.gguf_file == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert cfg.lora.enabled is lora
 
