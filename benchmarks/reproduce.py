@@ -154,7 +154,7 @@ def aggregate(found: dict[str, dict]) -> dict[str, dict]:
 
 
 def compare(a: list[float], b: list[float], better: str) -> tuple[float, float]:
-    """(advantage of a over b in the metric's good direction, Welch p-value)."""
+    """(advantage of a over b in the metric's good direction, Welch p-value; NaN with a single seed)."""
     x, y = np.asarray(a, float), np.asarray(b, float)
     if better == "one":
         x, y = -np.abs(x - 1), -np.abs(y - 1)
@@ -162,7 +162,7 @@ def compare(a: list[float], b: list[float], better: str) -> tuple[float, float]:
         x, y = -x, -y
     gain = float(x.mean() - y.mean())
     if len(x) < 2 or len(y) < 2:
-        return gain, 1.0
+        return gain, float("nan")
     if x.std() == 0 and y.std() == 0:  # no seed noise at all: any difference is exact
         return gain, 0.0 if gain else 1.0
     with warnings.catch_warnings():  # near-identical seeds make scipy warn about precision; p is still right
@@ -182,9 +182,11 @@ def judge(claim: str, pairs: list, table: dict, alpha: float = 0.05) -> tuple[st
             gain, p = compare(va["values"], vb["values"], BY_LABEL[label].better)
             outcome = "supported" if gain > 0 and p < alpha else "contradicted" if gain < 0 and p < alpha else "open"
             outcomes.append(outcome)
+            direction = "better" if gain > 0 else "worse" if gain < 0 else "equal"
+            test = ("one seed, no test" if np.isnan(p) else "the same in every seed" if p == 0
+                    else f"p = {p:.2g}" + (", within seed noise" if outcome == "open" else ""))
             sentences.append(f"{label}: {SYSTEMS[a][0]} {va['mean']:.3g} vs {SYSTEMS[b][0]} {vb['mean']:.3g} "
-                             f"(p = {p:.2g}, {'better' if gain > 0 else 'worse' if gain < 0 else 'equal'}"
-                             f"{'' if outcome != 'open' else ', within seed noise'}).")
+                             f"({direction}, {test}).")
     if not outcomes:
         verdict = "not measured yet"
     elif all(o == "supported" for o in outcomes):

@@ -1,4 +1,5 @@
 """The reproduction study's statistics and verdicts, on hand-computed numbers."""
+import numpy as np
 import pytest
 
 from benchmarks.reproduce import BY_LABEL, aggregate, compare, judge, t_interval
@@ -26,7 +27,7 @@ def test_compare_noise_and_exact_ties():
     assert p > 0.5
     assert compare([0.0, 0.0], [0.0, 0.0], "higher") == (0.0, 1.0)
     assert compare([0.5, 0.5], [0.0, 0.0], "higher") == (0.5, 0.0)
-    assert compare([0.5], [0.0], "higher")[1] == 1.0
+    assert np.isnan(compare([0.5], [0.0], "higher")[1])
 
 
 def _found(values: dict[str, list[float]]) -> dict:
@@ -44,3 +45,13 @@ def test_aggregate_and_judge():
     verdict, evidence = judge("c", [("ttt", "no-sst", ["ASR WER"])], table)
     assert verdict == "not measured yet" and "not measured yet" in evidence[0]
     assert BY_LABEL["TTS length ratio"].better == "one"
+
+
+def test_judge_says_how_each_comparison_was_decided():
+    table = aggregate(_found({"ttt": [0.10, 0.12, 0.11], "ar": [0.10, 0.30, 0.05], "nar": [0.2], "no-sst": [0.3] * 3,
+                              "no-ppm": [0.11] * 3}))
+    assert "within seed noise" in judge("c", [("ttt", "ar", ["ASR WER"])], table)[1][0]
+    verdict, evidence = judge("c", [("ttt", "nar", ["ASR WER"])], table)
+    assert verdict == "not resolved at this budget" and "one seed, no test" in evidence[0]
+    assert "p = " in judge("c", [("ttt", "no-sst", ["ASR WER"])], table)[1][0]
+    assert "the same in every seed" in judge("c", [("no-ppm", "no-sst", ["ASR WER"])], table)[1][0]
