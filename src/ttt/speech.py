@@ -80,6 +80,12 @@ class SpeechLM:
         chosen = {k: v for k, v in generation.items() if v is not None}
         return cls(model, codec, **{**decoding_defaults(model_dir), **chosen})
 
+    def warm_up(self) -> None:
+        """Speak one word and throw it away, so that the next turn's timings (time to first audio, RTF)
+        are those of a running service, not of the first call in a process: kernel selection, allocator
+        growth and the vocoder's lazy set-up cost about 1.5 s once on CPU."""
+        self.speak("one", max_last_span=8)
+
     def _messages(self, task: str, user: str) -> list[dict]:
         return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user}]
 

@@ -99,6 +99,7 @@ def _demo(args: argparse.Namespace) -> int:
     save_audio(out / "question.wav", wave, sr)
     print(f"question: {args.wav or repr(args.say or DEMO_QUESTION)} ({len(wave) / sr:.1f} s of speech)")
     lm = _load(args)
+    lm.warm_up()
     print("answer: ", end="", flush=True)
     answer = lm.chat(wave, sr, on_event=lambda e: print(e.text, end="", flush=True) if isinstance(e, TextDelta) else None)
     print()
