@@ -271,6 +271,8 @@ def write_report(found: dict, args: argparse.Namespace) -> Path:
               "Verdicts use Welch's t-test over seeds at p < 0.05 for each comparison named.", ""]
     for claim, verdict, evidence in claims:
         lines += [f"**{claim}: {verdict}.** " + " ".join(evidence), ""]
+    if args.discussion.is_file():  # written by a person who read the numbers above; kept across rewrites
+        lines += ["## Reading the results", "", args.discussion.read_text().strip(), ""]
     stem.with_suffix(".md").write_text("\n".join(lines))
     return stem.with_suffix(".md")
 
@@ -291,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=Path, default=Path("runs/reproduce"), help="where the runs go")
     p.add_argument("--reports", type=Path, default=Path("reports"), help="where the report goes")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
+    p.add_argument("--discussion", type=Path, default=Path("reports/reproduction_discussion.md"),
+                   help="a hand-written reading of the results, appended to the report when the file exists")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not args.report_only:

@@ -1,4 +1,6 @@
 """The reproduction study's statistics and verdicts, on hand-computed numbers."""
+import json
+
 import numpy as np
 import pytest
 
@@ -55,3 +57,21 @@ def test_judge_says_how_each_comparison_was_decided():
     assert verdict == "not resolved at this budget" and "one seed, no test" in evidence[0]
     assert "p = " in judge("c", [("ttt", "no-sst", ["ASR WER"])], table)[1][0]
     assert "the same in every seed" in judge("c", [("no-ppm", "no-sst", ["ASR WER"])], table)[1][0]
+
+
+def test_report_has_table_verdicts_and_the_discussion(tmp_path):
+    import argparse
+    from pathlib import Path
+
+    from benchmarks.reproduce import write_report
+
+    found = _found({"ttt": [0.10, 0.12, 0.11], "ar": [0.30, 0.29, 0.31]})
+    args = argparse.Namespace(reports=tmp_path, config=Path("configs/repro.yaml"), steps=10, data=Path("d.jsonl"),
+                              per_task=2, seeds=[0, 1, 2], max_last_span=5, max_new_tokens=8,
+                              discussion=tmp_path / "discussion.md")
+    report = write_report(found, args).read_text()
+    assert "| TtT | 3 | 0.11 ± " in report and "**TtT beats AR-only on ASR: supported.**" in report
+    assert "Reading the results" not in report
+    args.discussion.write_text("A person read this.\n")
+    assert write_report(found, args).read_text().endswith("## Reading the results\n\nA person read this.\n")
+    assert json.loads((tmp_path / "reproduction.json").read_text())["claims"][0]["verdict"] == "supported"
