@@ -50,6 +50,7 @@ def _eval(args: argparse.Namespace) -> int:
         from ttt.eval.scorer import WhisperScorer
 
         scorer = WhisperScorer(cpu_threads=args.threads)
+        lm.warm_up()  # timings are of a running model, not of the first call in this process
     rows = run(Evaluator(lm, scorer), items, skipped, progress=not args.no_progress)
     metrics = summarize(rows, skipped, seed=args.seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
