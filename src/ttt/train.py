@@ -255,10 +255,12 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.out_dir)
     set_seed(cfg.seed)
 
-    train_records = read_records(cfg.data.train, cfg.data.split, cfg.data.skip_malformed)
+    train_records = [r for path in cfg.data.train_files
+                     for r in read_records(path, cfg.data.split, cfg.data.skip_malformed)]
     full_ckpt = ckpt is not None and not is_lora_checkpoint(ckpt)
     model = build_model(cfg, train_records, source_dir=ckpt if full_ckpt else None)
-    check_build_card(cfg.data.train, model.config)
+    for path in cfg.data.train_files:
+        check_build_card(path, model.config)
     if cfg.gradient_checkpointing:
         enable_checkpointing(model.backbone)
     if cfg.lora.enabled:

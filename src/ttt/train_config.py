@@ -22,10 +22,11 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass
 class DataConfig:
-    """train/valid: `.jsonl`, `.json` or a `datasets` directory. Without `valid`, `valid_fraction` of the
-    training examples is held out (seeded); with neither, no validation runs."""
+    """train/valid: `.jsonl`, `.json` or a `datasets` directory; `train` may also be a list of them, read in
+    order and trained on as one set (e.g. a corpus plus extra TTS examples built the same way). Without
+    `valid`, `valid_fraction` of the training examples is held out (seeded); with neither, no validation runs."""
 
-    train: str = ""
+    train: str | list[str] = ""
     valid: str | None = None
     valid_fraction: float = 0.0
     split: str = "train"
@@ -33,6 +34,10 @@ class DataConfig:
     skip_malformed: bool = False
     pack: bool = False
     bucket_pools: int = 50
+
+    @property
+    def train_files(self) -> list[str]:
+        return [self.train] if isinstance(self.train, str) else list(self.train)
 
 
 @dataclass

@@ -131,3 +131,23 @@ def test_train_subcommand_registers():
     assert args.func is train_cli.run and args.resume
     assert train_cli.overrides(args) == {"backbone.gguf_file": "/m/x.gguf", "backbone.source": "hf",
                                          "backbone.path": ".", "lora.enabled": True}
+
+
+def test_several_train_files_train_as_their_concatenation(tmp_path):
+    """`data.train: [a, b]` is the same run as one file holding a then b; each file's build card is checked."""
+    settings = dict(max_steps=4, eval_interval=4, save_interval=4)
+    whole = toy_config(tmp_path / "one", n_train=24, **settings)
+    lines = (tmp_path / "one" / "train.jsonl").read_text().splitlines(keepends=True)
+    parts = tmp_path / "parts"
+    (parts / "b").mkdir(parents=True)
+    (parts / "a.jsonl").write_text("".join(lines[:10]))
+    (parts / "b" / "b.jsonl").write_text("".join(lines[10:]))
+    split = toy_config(tmp_path / "two", n_train=24, **settings,
+                       **{"data.train": [str(parts / "a.jsonl"), str(parts / "b" / "b.jsonl")]})
+    assert split.data.train_files == [str(parts / "a.jsonl"), str(parts / "b" / "b.jsonl")]
+    losses = [[r["loss"] for r in read_log(train(cfg)) if "loss" in r] for cfg in (whole, split)]
+    assert losses[0] == losses[1]
+    (parts / "b" / "build_card.json").write_text(json.dumps({"text_chunk": 7}))
+    split.out_dir = str(tmp_path / "three")
+    with pytest.raises(ValueError, match="text_chunk=7"):
+        train(split)
