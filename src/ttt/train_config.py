@@ -160,8 +160,18 @@ def _build(cls, data: Any, where: str):
             value = _build(sub, value, f"{where}.{name}")
         elif name == "betas":
             value = tuple(value)
+        elif isinstance(value, str) and known[name].type in ("float", "float | None"):
+            value = _float(value, f"{where}.{name}")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _float(text: str, where: str) -> float:
+    """YAML 1.1 reads `1e-3` (no dot) as a string; a float field takes it as the number it spells."""
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{where}: expected a number, got {text!r}") from None
 
 
 def _set(data: dict, dotted: str, value: Any) -> None:
