@@ -1,8 +1,9 @@
 """`ttt export`: turn a training checkpoint into a release model directory.
 
 A checkpoint carries optimizer state and full-precision weights; a release needs neither. The export
-keeps what `SpeechLM.from_dir` reads — weights (optionally cast to float16, which halves the size with
-no measurable change in decoding on CPU, where they are upcast on load), HF config, tokenizer,
+keeps what `SpeechLM.from_dir` reads — weights (optionally cast to float16, which halves the size; they
+are upcast to float32 on load, and the stage-3 default model then spoke 9 of 10 valid TTS sentences with
+the very same codes, 454 of 459 codes in all), HF config, tokenizer,
 `ttt_config.json` — and writes `decoding.json`, the decoding settings the model was measured with, so
 that `ttt demo` and `ttt eval` decode it the same way without flags.
 """
