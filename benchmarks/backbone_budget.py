@@ -117,10 +117,12 @@ def parse_steps(values: list[str], rows: list[str]) -> dict[str, int]:
 def data_problem(card: dict, tokenizer: Path | None, text_chunk: int) -> str | None:
     """Why a data folder (its build card) does not fit a row whose model uses `tokenizer` (None: a tokenizer
     of the folder's own, not a pretrained backbone's) and `text_chunk`, or None when it fits. Cards written
-    before `--tokenizer` existed name none: a BPE."""
-    built = card.get("tokenizer", BPE)
-    if card.get("text_chunk", 13) != text_chunk:
-        return f"its text chunks are {card.get('text_chunk', 13)} tokens, the row's config uses {text_chunk}"
+    before `--tokenizer` / `--text-chunk` existed name neither: a BPE and the default chunk."""
+    from ttt.config import TtTConfig
+
+    built, chunk = card.get("tokenizer", BPE), card.get("text_chunk", TtTConfig().text_chunk)
+    if chunk != text_chunk:
+        return f"its text chunks are {chunk} tokens, the row's config uses {text_chunk}"
     if tokenizer is None:
         return None if not built.endswith(".gguf") else f"it was built with tokenizer {built}, the from-scratch row needs its own"
     if built == BPE or Path(built).name != tokenizer.name:
