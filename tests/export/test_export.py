@@ -58,3 +58,27 @@ def test_export_command(tiny_model_dir, tmp_path, capsys):
     assert rc == 0 and "exported" in capsys.readouterr().out
     assert json.loads((tmp_path / "r" / DECODING_FILE).read_text()) == {"steps": 2, "stop_threshold": 0.4}
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "r2")]) == 1
+
+
+def test_several_sources_export_their_weight_average(tiny_model_dir, tmp_path, capsys):
+    first = TtTModel.from_pretrained(tiny_model_dir)
+    second = TtTModel.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for p in second.backbone.parameters():
+            p.add_(torch.randn_like(p))
+    second.save_pretrained(tmp_path / "b")
+    assert main(["export", str(tiny_model_dir), str(tmp_path / "b"), str(tmp_path / "avg")]) == 0
+    assert "the mean of 2 checkpoints" in capsys.readouterr().out
+    averaged = TtTModel.from_pretrained(tmp_path / "avg").backbone.state_dict()
+    a, b = first.backbone.state_dict(), second.backbone.state_dict()
+    for name, weight in averaged.items():
+        torch.testing.assert_close(weight, (a[name] + b[name]) / 2)
+
+
+def test_averaging_refuses_a_different_model(tiny_model_dir, tmp_path):
+    other = TtTModel.from_pretrained(tiny_model_dir)
+    other.config.text_chunk += 1
+    other.save_pretrained(tmp_path / "other")
+    with pytest.raises(ValueError, match="not the same model"):
+        export_model([tiny_model_dir, tmp_path / "other"], tmp_path / "avg")
+    assert not (tmp_path / "avg").exists()
