@@ -7,8 +7,8 @@ codec), the text tokenizer saved in `OUT/tokenizer` (the 13-token text chunks of
 are counted in *its* tokens, so the model must use the same one), and per split:
 
 - `{split}.jsonl`: `{"messages": [...], "task", "id"}` in the official TtT chat format;
-- `eval_{split}.jsonl`: `{"task", "audio", "text", "answer", "id"}` items for `ttt eval` (audio paths are
-  relative to that file).
+- `eval_{split}.jsonl`: `{"task", "audio", "text", "answer", "answer_audio", "id"}` items for `ttt eval`
+  (audio paths are relative to that file).
 
 The tokenizer is, by default, a byte-level BPE trained on the corpus text (for a model trained from
 scratch). A pretrained backbone brings its own tokenizer, and its data must be chunked in *those*
@@ -146,13 +146,16 @@ def to_example(item: dict, codes: dict[str, list[int]], tokenizer, text_chunk: i
 
 
 def to_eval_item(item: dict, corpus: Path, out_dir: Path) -> dict:
-    """The evaluation view of an item: input audio for ASR/QA, the target-voice reference for TTS."""
+    """The evaluation view of an item: input audio for ASR/QA, the target-voice reference for TTS and,
+    for spoken QA, the target voice saying the correct answer (the scale for spoken-answer intelligibility)."""
     audio = item.get("question_audio") or item.get("answer_audio")
     entry = {"task": EVAL_TASK[item["task"]], "id": item["id"], "text": item["question"] or item["answer"]}
     if item["task"] != "text_chat" and audio:
         entry["audio"] = os.path.relpath(corpus / audio, out_dir)
     if item["task"] in ("spoken_qa", "text_chat"):
         entry["answer"] = item["answer"]
+    if item["task"] == "spoken_qa" and item.get("answer_audio"):
+        entry["answer_audio"] = os.path.relpath(corpus / item["answer_audio"], out_dir)
     return entry
 
 

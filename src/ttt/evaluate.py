@@ -1,7 +1,8 @@
 """The evaluation harness behind `ttt eval`: read eval JSONL, run each item's task, score, aggregate.
 
-Items are `{"task", "id", "text", "audio"?, "answer"?}` lines as `ttt.build_data` writes them (audio
-paths relative to the file). A bad line must not cost a long run, so `read_items` turns every problem
+Items are `{"task", "id", "text", "audio"?, "answer"?, "answer_audio"?}` lines as `ttt.build_data` writes
+them (audio paths relative to the file; `answer_audio`, spoken QA only, is the reference voice saying the
+correct answer, so spoken answers get the same reference WER that TTS has). A bad line must not cost a long run, so `read_items` turns every problem
 (bad JSON, missing field, unknown task, missing or unreadable audio) into a `Skipped` entry naming
 file and line, and the run goes on without it.
 
@@ -45,6 +46,7 @@ class EvalItem:
     line: int
     audio: Path | None = None
     answer: str | None = None
+    answer_audio: Path | None = None
 
     @property
     def source(self) -> str:
@@ -86,17 +88,22 @@ def _parse(raw: bytes, path: Path, number: int) -> EvalItem | str:
         return "'text' is empty after normalisation (nothing to score against)"
     if "answer" in REQUIRED[task] and not answer_key(row["answer"]):
         return f"answer {row['answer']!r} states no fact (nothing after its last copula)"
-    audio = None
-    if row.get("audio") is not None:
-        if not isinstance(row["audio"], str):
-            return "'audio' must be a path string"
-        audio = path.parent / row["audio"]
+    waves: dict[str, Path | None] = {"audio": None, "answer_audio": None}
+    for key in waves:
+        if row.get(key) is None:
+            continue
+        if key == "answer_audio" and task != "spoken_qa":
+            return "'answer_audio' belongs to spoken_qa items only"
+        if not isinstance(row[key], str):
+            return f"{key!r} must be a path string"
+        waves[key] = path.parent / row[key]
         try:
-            load_audio(audio)
+            load_audio(waves[key])
         except (ValueError, FileNotFoundError) as err:
-            return f"audio: {err}"
+            return f"{key}: {err}"
     item_id = str(row.get("id") or f"{path}:{number}")
-    return EvalItem(task, item_id, row.get("text") or "", str(path), number, audio, row.get("answer"))
+    return EvalItem(task, item_id, row.get("text") or "", str(path), number, waves["audio"], row.get("answer"),
+                    waves["answer_audio"])
 
 
 def read_items(path: str | Path) -> tuple[list[EvalItem], list[Skipped]]:
@@ -263,6 +270,10 @@ class Evaluator:
         wall = time.perf_counter() - start
         # The spoken answer is judged against what the model wrote: the two modalities must agree.
         row = self._speech(spoken, wall, spoken.text if normalize(spoken.text) else None, None)
+        if item.answer_audio is not None:
+            # The scale for the intelligibility above: the scorer on the reference voice's correct answer.
+            heard_reference = self.scorer.transcribe(*load_audio(item.answer_audio))
+            row["metrics"]["reference_wer"] = word_errors(item.answer, heard_reference)
         row["metrics"]["text_accuracy"] = text_answer_correct(spoken.text, item.answer)
         row["metrics"]["audio_accuracy"] = audio_answer_correct(row["output"]["transcript"], item.answer)
         return row

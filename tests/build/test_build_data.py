@@ -56,6 +56,9 @@ def test_build_writes_trainable_chat_data(corpus, tmp_path):
     evals = [json.loads(line) for line in (tmp_path / "eval_test.jsonl").read_text().splitlines()]
     assert {e["task"] for e in evals} == {"spoken_qa", "asr", "tts", "text_qa"}
     assert all((tmp_path / e["audio"]).exists() for e in evals if "audio" in e)
+    spoken = [e for e in evals if e["task"] == "spoken_qa"]
+    assert spoken and all((tmp_path / e["answer_audio"]).exists() for e in spoken)
+    assert not any("answer_audio" in e for e in evals if e["task"] != "spoken_qa")
     cached = (tmp_path / "codes.jsonl").read_text()
     build(corpus, tmp_path, codec, text_chunk=2, audio_chunk=4, vocab_size=300)
     assert (tmp_path / "codes.jsonl").read_text() == cached  # waves are encoded once

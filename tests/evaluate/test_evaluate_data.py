@@ -43,6 +43,19 @@ def test_malformed_lines_are_reported_and_skipped(eval_dir, write_jsonl, caplog,
     assert f"{path}:2: malformed JSON" in caplog.text and f"{path}:7:" in caplog.text
 
 
+def test_answer_audio_is_read_for_spoken_qa_only(eval_dir, write_jsonl):
+    path = write_jsonl(eval_dir / "answers.jsonl", [
+        {"task": "spoken_qa", "text": QUESTION, "audio": "wavs/q.wav", "answer": ANSWER, "answer_audio": "wavs/a.wav"},
+        {"task": "spoken_qa", "text": QUESTION, "audio": "wavs/q.wav", "answer": ANSWER, "answer_audio": "wavs/no.wav"},
+        {"task": "tts", "text": ANSWER, "answer_audio": "wavs/a.wav"},
+    ])
+    items, skipped = read_items(path)
+    assert [i.answer_audio for i in items] == [eval_dir / "wavs" / "a.wav"]
+    assert [s.line for s in skipped] == [2, 3]
+    assert skipped[0].reason.startswith("answer_audio: ") and "no such audio file" in skipped[0].reason
+    assert "spoken_qa items only" in skipped[1].reason
+
+
 def test_an_item_the_model_rejects_is_skipped_and_the_run_continues(eval_dir, write_jsonl):
     path = write_jsonl(eval_dir / "two.jsonl", [{"task": "text_qa", "id": f"q{i}", "text": QUESTION,
                                                  "answer": ANSWER} for i in range(3)])

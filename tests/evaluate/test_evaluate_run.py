@@ -17,7 +17,8 @@ def test_ttt_eval_end_to_end(eval_dir, tiny_model_dir, write_jsonl, tmp_path, ca
     data = write_jsonl(eval_dir / "eval_small.jsonl", [
         {"task": "asr", "id": "a1", "text": QUESTION, "audio": "wavs/q.wav"},
         {"task": "tts", "id": "t1", "text": ANSWER, "audio": "wavs/a.wav"},
-        {"task": "spoken_qa", "id": "s1", "text": QUESTION, "audio": "wavs/q.wav", "answer": ANSWER},
+        {"task": "spoken_qa", "id": "s1", "text": QUESTION, "audio": "wavs/q.wav", "answer": ANSWER,
+         "answer_audio": "wavs/a.wav"},
         "{broken",
         {"task": "text_qa", "id": "c1", "text": QUESTION, "answer": ANSWER},
         {"task": "text_qa", "id": "c2", "text": "what is one plus one", "answer": "one plus one is two"},
@@ -32,7 +33,8 @@ def test_ttt_eval_end_to_end(eval_dir, tiny_model_dir, write_jsonl, tmp_path, ca
     assert {t: printed[t]["n"] for t in ("asr", "tts", "spoken_qa", "text_qa")} == \
         {"asr": 1, "tts": 1, "spoken_qa": 1, "text_qa": 2}
     assert {"wer", "cer"} <= set(printed["asr"]) and {"accuracy"} <= set(printed["text_qa"])
-    assert {"text_accuracy", "audio_accuracy", *SPEECH} <= set(printed["spoken_qa"])
+    assert {"text_accuracy", "audio_accuracy", "reference_wer", *SPEECH} <= set(printed["spoken_qa"])
+    assert printed["spoken_qa"]["reference_wer"] <= 0.4  # Whisper hears the reference voice's answer
     tts = printed["tts"]
     assert {"reference_wer", "mcd_dtw_db", "length_ratio", "stop_within_20pct", *SPEECH} <= set(tts)
     assert tts["reference_wer"] <= 0.4  # Whisper hears the flite reference
