@@ -81,10 +81,13 @@ class SpeechLM:
         return cls(model, codec, **{**decoding_defaults(model_dir), **chosen})
 
     def warm_up(self) -> None:
-        """Speak one word and throw it away, so that the next turn's timings (time to first audio, RTF)
-        are those of a running service, not of the first call in a process: kernel selection, allocator
-        growth and the vocoder's lazy set-up cost about 1.5 s once on CPU."""
-        self.speak("one", max_last_span=8)
+        """Speak one word, encode it back and throw both away, so that the next turn's timings (time to
+        first audio, RTF) are those of a running service, not of the first call in a process: kernel
+        selection, allocator growth and the lazy set-up of vocoder and Whisper encoder cost about 1.5 s
+        once on CPU."""
+        said = self.speak("one", max_last_span=8)
+        if len(said.wave):
+            self.codec.encode(said.wave, said.sample_rate)
 
     def _messages(self, task: str, user: str) -> list[dict]:
         return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user}]
