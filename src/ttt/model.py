@@ -154,6 +154,7 @@ class TtTModel(nn.Module):
             self.backbone.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self.config.save(tmp)
+            _publish_modes(tmp)
             old = target.with_name(f".{target.name}.old")
             if target.exists():
                 shutil.rmtree(old, ignore_errors=True)
@@ -173,6 +174,17 @@ class TtTModel(nn.Module):
         tokenizer = AutoTokenizer.from_pretrained(directory)
         backbone = AutoModelForCausalLM.from_pretrained(directory, **model_kwargs)
         return cls(backbone, tokenizer, config)
+
+
+def _publish_modes(directory: Path) -> None:
+    """Give a saved model the modes of an ordinary `cp`: the temporary directory (and the weights, which
+    are written through a temporary file too) come out owner-only, which would hide a shared model from
+    everyone else on the machine."""
+    umask = os.umask(0)
+    os.umask(umask)
+    directory.chmod(0o777 & ~umask)
+    for path in directory.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _next_real_position(pad: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,7 @@
 """TtTModel against the stock Hugging Face model, perturbation tests, save/load, one training step."""
+import os
+import stat
+
 import pytest
 import torch
 
@@ -86,6 +89,10 @@ def test_save_and_load_round_trip(make_model, tmp_path):
     assert not list(tmp_path.glob(".m*"))
     files = {p.name for p in (tmp_path / "m").iterdir()}
     assert "model.safetensors" in files and "ttt_config.json" in files and not any(f.endswith(".bin") for f in files)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o777 & ~umask  # not mkdtemp's owner-only 0700
+    assert stat.S_IMODE((tmp_path / "m" / "model.safetensors").stat().st_mode) == 0o666 & ~umask
     loaded = TtTModel.from_pretrained(tmp_path / "m").eval()
     assert loaded.config == model.config and loaded.vocab == model.vocab
     batch = model.collate([chat_example()], train=True, generator=torch.Generator().manual_seed(0))
