@@ -26,6 +26,8 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 from safetensors.torch import load_file, save_file
 
+from ttt.model import publish_modes
+
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"step-(\d+)")
@@ -59,6 +61,7 @@ def save_model(accelerator: Accelerator, model, directory: Path) -> None:
         unwrapped.backbone.save_pretrained(directory, state_dict=backbone_state)
         unwrapped.tokenizer.save_pretrained(directory)
         unwrapped.config.save(directory)
+        publish_modes(directory)
 
 
 def _save_trainable(accelerator: Accelerator, model, directory: Path) -> None:

@@ -154,7 +154,7 @@ class TtTModel(nn.Module):
             self.backbone.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self.config.save(tmp)
-            _publish_modes(tmp)
+            publish_modes(tmp)
             old = target.with_name(f".{target.name}.old")
             if target.exists():
                 shutil.rmtree(old, ignore_errors=True)
@@ -176,7 +176,7 @@ class TtTModel(nn.Module):
         return cls(backbone, tokenizer, config)
 
 
-def _publish_modes(directory: Path) -> None:
+def publish_modes(directory: Path) -> None:
     """Give a saved model the modes of an ordinary `cp`: the temporary directory (and the weights, which
     are written through a temporary file too) come out owner-only, which would hide a shared model from
     everyone else on the machine."""

@@ -1,5 +1,7 @@
 """The training loop end to end on a tiny model: loss falls, resume is exact, modes, packing, CLI, config."""
 import json
+import os
+import stat
 
 import pytest
 import torch
@@ -34,6 +36,10 @@ def test_tiny_model_learns_and_writes_checkpoints(tmp_path):
     assert not list((out / "checkpoints").glob(".tmp*")), "no temporary directories left behind"
     state = json.loads((out / "checkpoints" / "step-00000024" / "training_state" / "state.json").read_text())
     assert state["step"] == 24 and state["sampler"]["batch_size"] == 4
+    weights = out / "checkpoints" / "step-00000024" / "model.safetensors"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(weights.stat().st_mode) == 0o666 & ~umask, "the modes a plain copy would get"
     model = TtTModel.from_pretrained(out / "final")
     ckpt = TtTModel.from_pretrained(out / "checkpoints" / "step-00000024")
     for (name, a), (_, b) in zip(model.state_dict().items(), ckpt.state_dict().items()):
