@@ -2,9 +2,9 @@
 
 Items are `{"task", "id", "text", "audio"?, "answer"?, "answer_audio"?}` lines as `ttt.build_data` writes
 them (audio paths relative to the file; `answer_audio`, spoken QA only, is the reference voice saying the
-correct answer, so spoken answers get the same reference WER that TTS has). A bad line must not cost a long run, so `read_items` turns every problem
-(bad JSON, missing field, unknown task, missing or unreadable audio) into a `Skipped` entry naming
-file and line, and the run goes on without it.
+correct answer, so spoken answers get the same reference WER that TTS has). A bad line must not cost a
+long run, so `read_items` turns every problem (bad JSON, missing field, unknown task, missing or
+unreadable audio) into a `Skipped` entry naming file and line, and the run goes on without it.
 
 Per item a task returns metric values of two shapes (see README, "Evaluation metrics"):
 - a number or bool, averaged over items (accuracy, MCD, length ratio, DNSMOS, ...);

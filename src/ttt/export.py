@@ -9,8 +9,8 @@ that `ttt demo` and `ttt eval` decode it the same way without flags.
 
 Several sources are averaged weight by weight (checkpoint averaging, as in Transformer NMT and SWA):
 the last checkpoints of one run sit around the same minimum, and their mean generalises better than any
-one of them. Averaging stage-4 steps 250 and 500 of the default model gave a valid TTS WER of 0.206,
-against 0.225 and 0.260 for the two alone.
+one of them. On the default model's validation TTS, stage 5's steps 500 and 750 scored 0.132 and 0.186
+alone, and the mean of its last four checkpoints 0.090.
 """
 from __future__ import annotations
 
