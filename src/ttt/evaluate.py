@@ -242,6 +242,14 @@ class Evaluator:
 
     def __init__(self, lm, scorer=None) -> None:
         self.lm, self.scorer = lm, scorer
+        self._heard_references: dict[Path, str] = {}
+
+    def _heard_reference(self, path: Path, wave: np.ndarray, sample_rate: int) -> str:
+        """The scorer's transcript of a reference wave, once per file: eval splits reuse a reference
+        (the same correct answer, in the same voice) for every voice that asks its question."""
+        if path not in self._heard_references:
+            self._heard_references[path] = self.scorer.transcribe(wave, sample_rate)
+        return self._heard_references[path]
 
     def __call__(self, item: EvalItem) -> dict:
         return getattr(self, item.task)(item)
@@ -272,7 +280,7 @@ class Evaluator:
         row = self._speech(spoken, wall, spoken.text if normalize(spoken.text) else None, None)
         if item.answer_audio is not None:
             # The scale for the intelligibility above: the scorer on the reference voice's correct answer.
-            heard_reference = self.scorer.transcribe(*load_audio(item.answer_audio))
+            heard_reference = self._heard_reference(item.answer_audio, *load_audio(item.answer_audio))
             row["metrics"]["reference_wer"] = word_errors(item.answer, heard_reference)
         row["metrics"]["text_accuracy"] = text_answer_correct(spoken.text, item.answer)
         row["metrics"]["audio_accuracy"] = audio_answer_correct(row["output"]["transcript"], item.answer)
@@ -305,7 +313,7 @@ class Evaluator:
                 log.debug("no DNSMOS: %s", err)
         if ref_audio is not None:
             ref_wave, ref_sr = load_audio(ref_audio)
-            m["reference_wer"] = word_errors(ref_text, self.scorer.transcribe(ref_wave, ref_sr))
+            m["reference_wer"] = word_errors(ref_text, self._heard_reference(ref_audio, ref_wave, ref_sr))
             m["length_ratio"] = length_ratio(seconds, len(ref_wave) / ref_sr)
             m["stop_within_20pct"] = stopped_on_time(m["length_ratio"])
             m["mcd_dtw_db"] = mcd_dtw(resample(ref_wave, ref_sr, sr), wave, sr) if seconds > 0 else None
