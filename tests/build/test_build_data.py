@@ -167,7 +167,34 @@ def test_data_build_cli_takes_tokenizer_and_codes_from(corpus, tmp_path, monkeyp
     seen = {}
     monkeypatch.setattr("ttt.build_data.build", lambda *a, **k: seen.update(args=a, kwargs=k) or {"ok": 1})
     assert main(["data", "build", "--corpus", str(corpus), "--out", str(tmp_path / "o"),
-                 "--tokenizer", "x.gguf", "--codes-from", "data/tokens/codes.jsonl"]) == 0
+                 "--tokenizer", "x.gguf", "--codes-from", "data/tokens/codes.jsonl",
+                 "--exclude-eval-of", "data/corpus"]) == 0
     assert seen["kwargs"]["tokenizer"] == "x.gguf" and str(seen["kwargs"]["codes_from"]) == "data/tokens/codes.jsonl"
+    assert [str(p) for p in seen["kwargs"]["exclude_eval_of"]] == ["data/corpus"]
     assert main(["data", "build", "--corpus", str(corpus), "--out", str(tmp_path / "o"),
                  "--tokenizer", "x.gguf", "--vocab-size", "300"]) == 1
+
+
+def test_exclude_eval_of_drops_train_examples_holding_another_corpus_eval_recordings(corpus, tmp_path):
+    """An extra corpus drawn with the same seed may contain the main corpus's scored recordings:
+    the spoken question of an ASR/QA test item, the target-voice reference of a TTS test item."""
+    import shutil
+
+    extra = tmp_path / "extra"
+    shutil.copytree(corpus / "wavs", extra / "wavs")
+    shutil.copy(corpus / "wavs" / "q.wav", extra / "wavs" / "n.wav")
+    rows = [
+        {"id": "x1", "task": "asr", "question": None, "question_audio": "wavs/n.wav", "answer": "hello"},
+        {"id": "x2", "task": "asr", "question": None, "question_audio": "wavs/q.wav", "answer": "what is seven plus four"},
+        {"id": "x3", "task": "tts", "question": "seven plus four is eleven", "answer": "seven plus four is eleven",
+         "answer_audio": "wavs/a.wav"},
+        {"id": "x4", "task": "text_chat", "question": "what is seven plus four", "answer": "seven plus four is eleven"},
+    ]
+    (extra / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    card = build(extra, tmp_path / "out", load_default_codec(), text_chunk=2, audio_chunk=4, vocab_size=300,
+                 exclude_eval_of=[corpus])
+    assert card["examples"] == {"train": 2} and card["excluded_train_examples"] == {str(corpus): 2}
+    kept = [json.loads(line)["id"] for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert kept == ["x1", "x4"]
+    with pytest.raises(FileNotFoundError, match="no valid.jsonl/test.jsonl"):
+        build(extra, tmp_path / "out2", load_default_codec(), exclude_eval_of=[tmp_path / "absent"])

@@ -95,3 +95,11 @@ def test_refuses_to_overwrite(corpora):
         build_corpus(corpora[0], size="tiny")
     with pytest.raises(ValueError, match="unknown corpus size"):
         build_corpus(corpora[0] / "new", size="huge")
+
+
+def test_zero_count_means_no_examples_of_that_task():
+    import dataclasses
+
+    examples, _ = plan_corpus(0, dataclasses.replace(SIZES["small"], tts=0, asr=0, text_chat=0))
+    assert {ex["task"] for ex in examples["train"]} == {"spoken_qa"}
+    assert sum(ex["task"] == "tts" for ex in examples["valid"]) == 2  # eval splits keep a minimum of 2

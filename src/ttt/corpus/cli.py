@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--codes-from", metavar="PATH",
                        help="codes.jsonl of another build of the same corpus and codec (or its folder): its "
                             "codes seed OUT/codes.jsonl, so those waves are not encoded again")
+    build.add_argument("--exclude-eval-of", metavar="CORPUS", action="append", default=[],
+                       help="another corpus (repeatable): drop train examples that contain one of its valid/test "
+                            "recordings; use it when this corpus adds data to CORPUS's train split")
     build.set_defaults(func=_build)
 
 
@@ -76,6 +79,7 @@ def _build(args: argparse.Namespace) -> int:
     codec = load_codec(args.codec) if args.codec else load_default_codec()
     card = build(Path(args.corpus), Path(args.out), codec, args.text_chunk, args.audio_chunk,
                  args.vocab_size or 1024, tokenizer=args.tokenizer,
-                 codes_from=Path(args.codes_from) if args.codes_from else None)
+                 codes_from=Path(args.codes_from) if args.codes_from else None,
+                 exclude_eval_of=[Path(p) for p in args.exclude_eval_of])
     print(json.dumps(card, indent=2))
     return 0

@@ -219,13 +219,13 @@ class _SplitBuilder:
         seen: set[str] = set()
         chosen = []
         for item, text in ordered:
+            if len(chosen) == count:
+                break
             if text in seen or (self.split != "train" and (TARGET_VOICE, text) in self.train_renders
                                 and item.key not in self.hold.heldout):
                 continue
             seen.add(text)
             chosen.append((item, text))
-            if len(chosen) == count:
-                break
         return chosen
 
 
