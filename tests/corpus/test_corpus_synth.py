@@ -103,3 +103,29 @@ def test_zero_count_means_no_examples_of_that_task():
     examples, _ = plan_corpus(0, dataclasses.replace(SIZES["small"], tts=0, asr=0, text_chat=0))
     assert {ex["task"] for ex in examples["train"]} == {"spoken_qa"}
     assert sum(ex["task"] == "tts" for ex in examples["valid"]) == 2  # eval splits keep a minimum of 2
+
+
+def test_tts_phrases_are_train_only_word_sequences_that_never_hold_a_world_sentence():
+    import dataclasses
+
+    from ttt.corpus.synth import _triples
+    from ttt.corpus.world import build_world
+
+    base, _ = plan_corpus(0, SIZES["small"])
+    examples, hold = plan_corpus(0, dataclasses.replace(SIZES["small"], tts_phrases=300))
+    phrases = [ex for ex in examples["train"] if ex["key"] == "phrase"]
+    assert examples["train"][:len(base["train"])] == base["train"]  # the rest of the corpus is unchanged
+    assert len(phrases) == 300 == len({ex["answer"] for ex in phrases})
+    assert all(ex["task"] == "tts" and ex["question"] == ex["answer"] and ex["answer_voice"] == "piper-joe"
+               for ex in phrases)
+    sentences = {s for it in build_world() for s in (*it.questions, it.answer)}
+    vocabulary = {w for s in sentences for w in s.split()}
+    for ex in phrases:
+        words = ex["answer"].split()
+        assert 3 <= len(words) <= 8 and set(words) <= vocabulary
+        assert not any(f" {s} " in f" {ex['answer']} " for s in sentences)
+    assert not any(ex["key"] == "phrase" for split in ("valid", "test") for ex in examples[split])
+    held = [s for it in build_world() if it.key in hold.heldout for s in (*it.questions, it.answer)]
+    only_held = _triples(held) - _triples(s for s in sentences if s not in held)
+    assert ("ten", "minus", "four") in only_held  # minus:10:4 is a held-out test key
+    assert not any(_triples([ex["answer"]]) & only_held for ex in phrases)

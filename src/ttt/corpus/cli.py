@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         synth.add_argument(f"--{task}", type=int, metavar="N",
                            help=f"train examples of task {task.replace('-', '_')} "
                                 "(overrides --size; valid/test scale with it)")
+    synth.add_argument("--tts-phrases", type=int, metavar="N",
+                       help="train-only TTS examples reading random word sequences of the world's vocabulary "
+                            "(never one of its sentences); none in valid/test")
     synth.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="processes (default: all cores)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing corpus")
@@ -55,7 +58,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     from ttt.corpus.synth import SIZES, build_corpus
 
-    overrides = {task: getattr(args, task) for task in ("spoken_qa", "asr", "tts", "text_chat")
+    overrides = {task: getattr(args, task) for task in ("spoken_qa", "asr", "tts", "text_chat", "tts_phrases")
                  if getattr(args, task) is not None}
     size = dataclasses.replace(SIZES[args.size], **overrides)
     start = time.perf_counter()

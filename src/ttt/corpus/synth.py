@@ -22,6 +22,11 @@ Held out (see `holdout`): a few arithmetic pairs per operation appear in no trai
 as ``text_chat`` (cross-modal transfer: learned from text, asked by voice). Each held-out key belongs
 to exactly one of valid or test. Some voices (`TEST_ONLY_VOICES`) speak only in test. Answers and
 assistant speech always use the one target voice, so the model has one voice to learn.
+
+The world has only ~1,600 sentences a train TTS example may read, so `tts_phrases` adds train-only TTS
+examples that read random word sequences (key ``phrase``) drawn from the world's own sentences, word by
+word, never containing one of those sentences: the target voice saying its words in new orders and
+neighbourhoods, which is what speaking an unseen combination asks for.
 """
 from __future__ import annotations
 
@@ -62,11 +67,12 @@ class CorpusSize:
     tts: int
     text_chat: int
     eval_fraction: float = 0.08
+    tts_phrases: int = 0
 
     def for_split(self, split: str) -> dict[str, int]:
         counts = {task: getattr(self, task) for task in TASKS}
         if split == "train":
-            return counts
+            return {**counts, "tts_phrases": self.tts_phrases}
         return {task: max(2, round(n * self.eval_fraction)) for task, n in counts.items()}
 
 
@@ -117,6 +123,14 @@ def voices_for(split: str) -> list[str]:
 def wav_path(voice: str, text: str) -> str:
     digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
     return f"wavs/{voice}/{digest}.wav"
+
+
+PHRASE = Item("phrase", "phrase", (), "")
+
+
+def _triples(sentences) -> set[tuple[str, ...]]:
+    """Every run of three consecutive words."""
+    return {tuple(w[i:i + 3]) for s in sentences for w in [s.split()] for i in range(len(w) - 2)}
 
 
 class _SplitBuilder:
@@ -204,6 +218,23 @@ class _SplitBuilder:
             item = self.pick_item(spoken=False)
             self.add("text_chat", item, question=self.rng.choice(item.questions),
                      answer=item.answer)
+        for text in self.phrases(counts.get("tts_phrases", 0)):
+            self.add("tts", PHRASE, question=text, answer=text, answer_voice=TARGET_VOICE)
+
+    def phrases(self, count: int) -> list[str]:
+        """`count` distinct sequences of 3-8 words, each drawn from all the world's sentences word by word
+        (so common words stay common), none containing a sentence of the world nor a word triple that
+        only held-out sentences have ("ten minus four"), so no held-out fact is even half spoken."""
+        sentences = [s for it in self.items for s in (*it.questions, it.answer)]
+        held = [s for it in self.items if it.key in self.hold.heldout for s in (*it.questions, it.answer)]
+        forbidden = _triples(held) - _triples(s for s in sentences if s not in held)
+        words = [w for s in sentences for w in s.split()]
+        chosen: dict[str, None] = {}
+        while len(chosen) < count:
+            text = " ".join(self.rng.choice(words) for _ in range(self.rng.randint(3, 8)))
+            if not (_triples([text]) & forbidden or any(f" {s} " in f" {text} " for s in sentences)):
+                chosen[text] = None
+        return list(chosen)
 
     def tts_texts(self, count: int) -> list[tuple[Item, str]]:
         """Answers first (held-out ones first outside train), then questions; each text once."""
@@ -341,7 +372,7 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
         if size not in SIZES:
             raise ValueError(f"unknown corpus size {size!r}; expected one of {', '.join(SIZES)}")
         size = SIZES[size]
-    if min(size.spoken_qa, size.asr, size.tts, size.text_chat) < 0:
+    if min(size.spoken_qa, size.asr, size.tts, size.text_chat, size.tts_phrases) < 0:
         raise ValueError(f"corpus counts must be non-negative, got {size}")
     out = Path(out)
     existing = [out / name for name in ("wavs", "corpus_card.json") if (out / name).exists()]
