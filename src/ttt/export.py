@@ -8,9 +8,10 @@ the very same codes, 454 of 459 codes in all), HF config, tokenizer,
 that `ttt demo` and `ttt eval` decode it the same way without flags.
 
 Several sources are averaged weight by weight (checkpoint averaging, as in Transformer NMT and SWA):
-the last checkpoints of one run sit around the same minimum, and their mean generalises better than any
-one of them. On the default model's validation TTS, stage 5's steps 500 and 750 scored 0.132 and 0.186
-alone, and the mean of its last four checkpoints 0.090.
+the last checkpoints of one run sit around the same minimum, and their mean is often better than any
+one of them. Whether it is, is for each run to measure: on the default model's stage 4c, the mean of
+the last four checkpoints had valid TTS WER 0.230 and step 2,000 alone 0.206, within the noise of 80
+sentences.
 """
 from __future__ import annotations
 
