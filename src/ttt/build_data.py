@@ -189,7 +189,7 @@ def to_eval_item(item: dict, corpus: Path, out_dir: Path) -> dict:
 
 def build(
     corpus: Path, out_dir: Path, codec, text_chunk: int = 13, audio_chunk: int = 26, vocab_size: int = 1024,
-    tokenizer=None, codes_from: Path | None = None, exclude_eval_of: list[Path] = (),
+    tokenizer=None, codes_from: Path | None = None, exclude_eval_of: tuple[Path, ...] | list[Path] = (),
 ) -> dict:
     """Write tokenizer, training and evaluation files for every split; returns the build card.
 
