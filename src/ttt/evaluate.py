@@ -244,11 +244,12 @@ class Evaluator:
         self.lm, self.scorer = lm, scorer
         self._heard_references: dict[Path, str] = {}
 
-    def _heard_reference(self, path: Path, wave: np.ndarray, sample_rate: int) -> str:
+    def _heard_reference(self, path: Path, audio: tuple[np.ndarray, int] | None = None) -> str:
         """The scorer's transcript of a reference wave, once per file: eval splits reuse a reference
-        (the same correct answer, in the same voice) for every voice that asks its question."""
+        (the same correct answer, in the same voice) for every voice that asks its question. `audio` is
+        the file's (wave, rate) when the caller has it already; otherwise it is read on a cache miss only."""
         if path not in self._heard_references:
-            self._heard_references[path] = self.scorer.transcribe(wave, sample_rate)
+            self._heard_references[path] = self.scorer.transcribe(*(audio or load_audio(path)))
         return self._heard_references[path]
 
     def __call__(self, item: EvalItem) -> dict:
@@ -280,7 +281,7 @@ class Evaluator:
         row = self._speech(spoken, wall, spoken.text if normalize(spoken.text) else None, None)
         if item.answer_audio is not None:
             # The scale for the intelligibility above: the scorer on the reference voice's correct answer.
-            heard_reference = self._heard_reference(item.answer_audio, *load_audio(item.answer_audio))
+            heard_reference = self._heard_reference(item.answer_audio)
             row["metrics"]["reference_wer"] = word_errors(item.answer, heard_reference)
         row["metrics"]["text_accuracy"] = text_answer_correct(spoken.text, item.answer)
         row["metrics"]["audio_accuracy"] = audio_answer_correct(row["output"]["transcript"], item.answer)
@@ -313,7 +314,7 @@ class Evaluator:
                 log.debug("no DNSMOS: %s", err)
         if ref_audio is not None:
             ref_wave, ref_sr = load_audio(ref_audio)
-            m["reference_wer"] = word_errors(ref_text, self._heard_reference(ref_audio, ref_wave, ref_sr))
+            m["reference_wer"] = word_errors(ref_text, self._heard_reference(ref_audio, (ref_wave, ref_sr)))
             m["length_ratio"] = length_ratio(seconds, len(ref_wave) / ref_sr)
             m["stop_within_20pct"] = stopped_on_time(m["length_ratio"])
             m["mcd_dtw_db"] = mcd_dtw(resample(ref_wave, ref_sr, sr), wave, sr) if seconds > 0 else None

@@ -226,7 +226,7 @@ class _SplitBuilder:
         (so common words stay common), none containing a sentence of the world nor a word triple that
         only held-out sentences have ("ten minus four"), so no held-out fact is even half spoken."""
         sentences = [s for it in self.items for s in (*it.questions, it.answer)]
-        held = [s for it in self.items if it.key in self.hold.heldout for s in (*it.questions, it.answer)]
+        held = {s for it in self.items if it.key in self.hold.heldout for s in (*it.questions, it.answer)}
         forbidden = _triples(held) - _triples(s for s in sentences if s not in held)
         words = [w for s in sentences for w in s.split()]
         chosen: dict[str, None] = {}
