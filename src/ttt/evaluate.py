@@ -249,6 +249,8 @@ class Evaluator:
         (the same correct answer, in the same voice) for every voice that asks its question. `audio` is
         the file's (wave, rate) when the caller has it already; otherwise it is read on a cache miss only."""
         if path not in self._heard_references:
+            from ttt.audio.io import load_audio
+
             self._heard_references[path] = self.scorer.transcribe(*(audio or load_audio(path)))
         return self._heard_references[path]
 

@@ -16,9 +16,9 @@ SPEECH = ["produced_audio", "intelligibility_wer", "dnsmos_ovrl", "dnsmos_p808",
 def test_ttt_eval_end_to_end(eval_dir, tiny_model_dir, write_jsonl, tmp_path, capsys):
     data = write_jsonl(eval_dir / "eval_small.jsonl", [
         {"task": "asr", "id": "a1", "text": QUESTION, "audio": "wavs/q.wav"},
-        {"task": "tts", "id": "t1", "text": ANSWER, "audio": "wavs/a.wav"},
         {"task": "spoken_qa", "id": "s1", "text": QUESTION, "audio": "wavs/q.wav", "answer": ANSWER,
-         "answer_audio": "wavs/a.wav"},
+         "answer_audio": "wavs/a.wav"},  # before tts: its reference transcript is not cached yet
+        {"task": "tts", "id": "t1", "text": ANSWER, "audio": "wavs/a.wav"},
         "{broken",
         {"task": "text_qa", "id": "c1", "text": QUESTION, "answer": ANSWER},
         {"task": "text_qa", "id": "c2", "text": "what is one plus one", "answer": "one plus one is two"},
