@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "ttt.speech_cli",
     "ttt.eval_cli",
     "ttt.export",
+    "ttt.grow",
 ]
 
 

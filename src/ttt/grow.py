@@ -1,0 +1,85 @@
+"""`ttt grow`: add decoder layers to a trained TtT model without changing what it computes.
+
+Block expansion (LLaMA Pro, Wu et al. 2024): after every `every`-th layer a copy of that layer is
+inserted with its two output projections (attention `o_proj`, MLP `down_proj`) set to zero. A residual
+block whose outputs are zero adds nothing, so the grown model's logits equal the source's, and training
+continues from the source's loss with more capacity instead of restarting a bigger model from scratch.
+The zeroed projections get gradients at once (their inputs are not zero); the rest of the copy follows.
+
+Qwen2/Llama-style decoders only: they name those projections `self_attn.o_proj` and `mlp.down_proj`.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+
+def expand_layers(model, every: int = 1):
+    """Insert a zero-output copy after every `every`-th decoder layer of `model` (a `TtTModel`), in place;
+    returns the model. Layer indices (which the KV cache is keyed by) and the HF config follow."""
+    import torch
+
+    if every <= 0:
+        raise ValueError(f"--every must be positive, got {every}")
+    decoder = model.backbone.model
+    layers = list(decoder.layers)
+    if every > len(layers):
+        raise ValueError(f"--every {every} is more than the model's {len(layers)} layers: nothing would be added")
+    config = model.backbone.config
+    types = getattr(config, "layer_types", None)
+    grown, grown_types = [], []
+    for i, layer in enumerate(layers):
+        grown.append(layer)
+        grown_types.append(types[i] if types else None)
+        if (i + 1) % every:
+            continue
+        twin = copy.deepcopy(layer)
+        try:
+            outputs = [twin.self_attn.o_proj, twin.mlp.down_proj]
+        except AttributeError:
+            raise ValueError(
+                f"{type(layer).__name__} has no self_attn.o_proj / mlp.down_proj: "
+                "block expansion supports Qwen2/Llama-style decoders") from None
+        with torch.no_grad():
+            for proj in outputs:
+                proj.weight.zero_()
+                if proj.bias is not None:
+                    proj.bias.zero_()
+        grown.append(twin)
+        grown_types.append(grown_types[-1])
+    for index, layer in enumerate(grown):
+        layer.self_attn.layer_idx = index
+    decoder.layers = torch.nn.ModuleList(grown)
+    config.num_hidden_layers = len(grown)
+    if types:
+        config.layer_types = grown_types
+    return model
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("grow", help="add zero-initialised decoder layers to a trained model",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="a TtT model directory (a checkpoint or an export)")
+    p.add_argument("out", help="the grown model directory to write; train on with `ttt train --init-from OUT`")
+    p.add_argument("--every", type=int, default=1,
+                   help="insert a copy after every N-th layer (default 1: double the depth)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ttt.model import TtTModel
+
+    source, out = Path(args.source), Path(args.out)
+    if out.resolve() == source.resolve():
+        raise ValueError("grow into a new directory, not over the model it reads")
+    model = TtTModel.from_pretrained(source, dtype=torch.float32)
+    before = model.backbone.config.num_hidden_layers
+    expand_layers(model, args.every)
+    model.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.backbone.parameters())
+    print(f"grew {source}: {before} -> {model.backbone.config.num_hidden_layers} layers, "
+          f"{n_params / 1e6:.1f} M parameters -> {out}")
+    return 0
