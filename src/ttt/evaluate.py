@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ttt.audio.io import load_audio, resample
 from ttt.eval.metrics import bootstrap_ci, cer, mcd_dtw, normalize, wer
 
 log = logging.getLogger(__name__)
@@ -66,8 +67,6 @@ class Skipped:
 
 def _parse(raw: bytes, path: Path, number: int) -> EvalItem | str:
     """The item on line `number` of `path`, or the reason it cannot be evaluated."""
-    from ttt.audio.io import load_audio
-
     try:
         row = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -249,8 +248,6 @@ class Evaluator:
         (the same correct answer, in the same voice) for every voice that asks its question. `audio` is
         the file's (wave, rate) when the caller has it already; otherwise it is read on a cache miss only."""
         if path not in self._heard_references:
-            from ttt.audio.io import load_audio
-
             self._heard_references[path] = self.scorer.transcribe(*(audio or load_audio(path)))
         return self._heard_references[path]
 
@@ -258,8 +255,6 @@ class Evaluator:
         return getattr(self, item.task)(item)
 
     def asr(self, item: EvalItem) -> dict:
-        from ttt.audio.io import load_audio
-
         hyp = self.lm.transcribe(*load_audio(item.audio))
         return {"output": {"text": hyp},
                 "metrics": {"wer": word_errors(item.text, hyp), "cer": char_errors(item.text, hyp)}}
@@ -274,8 +269,6 @@ class Evaluator:
         return self._speech(spoken, time.perf_counter() - start, item.text, item.audio)
 
     def spoken_qa(self, item: EvalItem) -> dict:
-        from ttt.audio.io import load_audio
-
         start = time.perf_counter()
         spoken = self.lm.chat(*load_audio(item.audio))
         wall = time.perf_counter() - start
@@ -292,7 +285,6 @@ class Evaluator:
     def _speech(self, spoken, wall: float, ref_text: str | None, ref_audio: Path | None) -> dict:
         """Metrics of generated speech: intelligibility, quality, speed, and (with a reference
         rendering) the scorer's WER on it, MCD-DTW and stop accuracy."""
-        from ttt.audio.io import load_audio, resample
         from ttt.eval.quality import dnsmos
 
         wave, sr, result = spoken.wave, spoken.sample_rate, spoken.result

@@ -27,34 +27,40 @@ def expand_layers(model, every: int = 1):
     if every > len(layers):
         raise ValueError(f"--every {every} is more than the model's {len(layers)} layers: nothing would be added")
     config = model.backbone.config
-    types = getattr(config, "layer_types", None)
-    grown, grown_types = [], []
+    grown, origin = [], []  # origin: the source layer each grown layer comes from
     for i, layer in enumerate(layers):
         grown.append(layer)
-        grown_types.append(types[i] if types else None)
-        if (i + 1) % every:
-            continue
-        twin = copy.deepcopy(layer)
-        try:
-            outputs = [twin.self_attn.o_proj, twin.mlp.down_proj]
-        except AttributeError:
-            raise ValueError(
-                f"{type(layer).__name__} has no self_attn.o_proj / mlp.down_proj: "
-                "block expansion supports Qwen2/Llama-style decoders") from None
-        with torch.no_grad():
-            for proj in outputs:
-                proj.weight.zero_()
-                if proj.bias is not None:
-                    proj.bias.zero_()
-        grown.append(twin)
-        grown_types.append(grown_types[-1])
+        origin.append(i)
+        if (i + 1) % every == 0:
+            grown.append(_zero_output_copy(layer))
+            origin.append(i)
     for index, layer in enumerate(grown):
         layer.self_attn.layer_idx = index
     decoder.layers = torch.nn.ModuleList(grown)
     config.num_hidden_layers = len(grown)
-    if types:
-        config.layer_types = grown_types
+    if getattr(config, "layer_types", None):
+        config.layer_types = [config.layer_types[i] for i in origin]
     return model
+
+
+def _zero_output_copy(layer):
+    """A copy of `layer` whose attention and MLP output projections are zero: it adds nothing to the
+    residual stream until training moves them."""
+    import torch
+
+    twin = copy.deepcopy(layer)
+    try:
+        outputs = [twin.self_attn.o_proj, twin.mlp.down_proj]
+    except AttributeError:
+        raise ValueError(
+            f"{type(layer).__name__} has no self_attn.o_proj / mlp.down_proj: "
+            "block expansion supports Qwen2/Llama-style decoders") from None
+    with torch.no_grad():
+        for proj in outputs:
+            proj.weight.zero_()
+            if proj.bias is not None:
+                proj.bias.zero_()
+    return twin
 
 
 def register(subparsers) -> None:
