@@ -36,6 +36,7 @@ from ttt.train_config import LoraSettings, TrainConfig
 log = logging.getLogger(__name__)
 
 VALID_STEP = 0  # noise-generator "step" of validation batches; training steps start at 1
+MAX_SKIPPED_STEPS = 10  # consecutive steps with non-finite gradients after which training stops
 
 
 def _attn(cfg: TrainConfig) -> str:
@@ -215,6 +216,19 @@ def evaluate(accelerator: Accelerator, model, valid: list[EncodedExample], cfg: 
             "valid_audio_loss": (sums[2] / n).item()}
 
 
+def avoid_cudnn_attention() -> None:
+    """Keep SDPA off its cuDNN kernel for training.
+
+    With an explicit attention mask, that kernel's backward returns NaN query gradients when the padded
+    length is 64 past a multiple of 128 (pytorch/pytorch#196678: H100/H200, torch 2.11 on). Our masks
+    are always explicit: the default model's bf16 training with `attn_implementation=sdpa` on an H200
+    (torch 2.11) got a NaN gradient at step 197, the same run with `eager` was clean past step 300, and
+    fp32 SDPA (which cuDNN does not serve) trained 2,800 steps cleanly. The memory-efficient and flash
+    kernels remain.
+    """
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def _precision(cfg: TrainConfig) -> str:
     if cfg.precision == "fp32":
         return "no"
@@ -247,6 +261,8 @@ class Run:
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     """Build model, data, optimiser and schedule; with `resume`, restore the latest checkpoint."""
     accelerator = Accelerator(mixed_precision=_precision(cfg), gradient_accumulation_steps=cfg.grad_accum)
+    if accelerator.device.type == "cuda":
+        avoid_cudnn_attention()
     ckpt = latest_checkpoint(cfg.out_dir)
     if ckpt is not None and not resume:
         raise ValueError(f"{cfg.out_dir} already holds checkpoints (latest {ckpt.name}); "
@@ -294,16 +310,19 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
                ckpt is not None, train_seconds)
 
 
-def train_step(run: Run, step: int) -> tuple[torch.Tensor, int]:
+def train_step(run: Run, step: int) -> tuple[torch.Tensor, int, bool]:
     """One optimiser step over this process's micro-batches of the step's global batch.
 
-    Returns (loss, text_loss, audio_loss, grad_norm) of this process and its count of real tokens.
+    Returns (loss, text_loss, audio_loss, grad_norm) of this process, its count of real tokens, and
+    whether the weights were updated: a step whose gradient norm is not finite is skipped (its gradients
+    dropped), so one bad batch or kernel fault cannot turn every weight into NaN. The norm is the global
+    one, so every process makes the same decision.
     """
     cfg, acc = run.cfg, run.accelerator
     micros = micro_batches(run.sampler.next_batch(), cfg.grad_accum * acc.num_processes)
     unwrapped = acc.unwrap_model(run.model)
     stats = torch.zeros(4, device=acc.device)
-    tokens = 0
+    tokens, finite = 0, True
     for a in range(cfg.grad_accum):
         k = acc.process_index * cfg.grad_accum + a
         batch = unwrapped.collate([run.train_set[i] for i in micros[k]], train=True, pack=cfg.data.pack,
@@ -317,11 +336,13 @@ def train_step(run: Run, step: int) -> tuple[torch.Tensor, int]:
                 grad_norm = acc.clip_grad_norm_(run.model.parameters(), clip)
                 if grad_norm is not None:
                     stats[3] = grad_norm.detach().float()
-            run.optimizer.step()
+                    finite = bool(torch.isfinite(stats[3]))
+            if finite:
+                run.optimizer.step()
             run.optimizer.zero_grad()
         stats[:3] += torch.stack([out.loss.detach(), out.text_loss, out.audio_loss]) / cfg.grad_accum
     run.scheduler.step()
-    return stats, tokens
+    return stats, tokens, finite
 
 
 def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None) -> Path:
@@ -358,11 +379,19 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
     if budget is not None and run.train_seconds >= budget:
         log.info("time budget of %.4g min already spent at step %d: no further steps", cfg.max_minutes, run.start)
         first = cfg.max_steps + 1
-    crashed = False
+    crashed, skipped = False, 0
     run.model.train()
     with logging_redirect_tqdm():
         for step in range(first, cfg.max_steps + 1):
-            stats, n_tokens = train_step(run, step)
+            stats, n_tokens, updated = train_step(run, step)
+            skipped = 0 if updated else skipped + 1
+            if not updated:
+                log.warning("step %d: non-finite gradient norm (loss %.4g): update skipped", step, stats[0].item())
+                if skipped >= MAX_SKIPPED_STEPS:
+                    raise FloatingPointError(
+                        f"{skipped} steps in a row (to step {step}) had non-finite gradients; stopped without saving. "
+                        f"The checkpoints in {out_dir / 'checkpoints'} hold finite weights: resume from one with "
+                        "a lower optim.lr, --precision fp32 or another backbone.attn_implementation")
             window += stats
             window_steps, tokens = window_steps + 1, tokens + n_tokens
             bar.update(1)
