@@ -11,6 +11,9 @@ import importlib
 import logging
 import sys
 
+# errors that mean bad input or a run that cannot go on: printed as one line, exit status 1, no traceback
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+
 COMMAND_MODULES = [
     "ttt.corpus.cli",
     "ttt.audio.cli",
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+    except USER_ERRORS as err:
         print(f"ttt {args.command}: error: {err}", file=sys.stderr)
         return 1
 

@@ -385,7 +385,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
         for step in range(first, cfg.max_steps + 1):
             stats, n_tokens, updated = train_step(run, step)
             skipped = 0 if updated else skipped + 1
-            if not updated:
+            if skipped:
                 log.warning("step %d: non-finite gradient norm (loss %.4g): update skipped", step, stats[0].item())
                 if skipped >= MAX_SKIPPED_STEPS:
                     raise FloatingPointError(

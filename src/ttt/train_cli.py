@@ -97,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from ttt.cli import USER_ERRORS
+
     try:
         return run(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as err:
+    except USER_ERRORS as err:
         print(f"ttt train: error: {err}", file=sys.stderr)
         return 1
 
