@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from ttt.corpus.synth import SIZES, SPLITS, TASKS, build_corpus, plan_corpus
-from ttt.corpus.voices import TARGET_VOICE, TEST_ONLY_VOICES, VOICES
+from ttt.corpus.voices import EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
 
 FIELDS = {"id", "task", "question", "question_audio", "question_voice", "answer", "answer_audio",
           "answer_voice", "key"}
@@ -88,6 +88,20 @@ def test_heldout_keys_and_voices_absent_from_train():
     assert voices("train") == set(VOICES) - set(TEST_ONLY_VOICES)
     for split in SPLITS:
         assert {r["answer_voice"] for r in examples[split]} <= {TARGET_VOICE, None}
+
+
+def test_train_voices_widen_train_only():
+    standard, hold = plan_corpus(0, SIZES["small"])
+    voices = lambda examples, split: {r["question_voice"] for r in examples[split]} - {None}
+    usual = set(VOICES) - set(TEST_ONLY_VOICES)
+    for choice, expected in (("extra", set(EXTRA_TRAIN_VOICES)), ("all", set(EXTRA_TRAIN_VOICES) | usual)):
+        examples, other_hold = plan_corpus(0, SIZES["small"], train_voices=choice)
+        assert voices(examples, "train") == expected and other_hold == hold
+        assert voices(examples, "valid") <= usual and voices(examples, "test") <= set(VOICES)
+        assert [r["task"] for r in examples["train"]] == [r["task"] for r in standard["train"]]
+        assert not {r["key"] for r in examples["train"] if r["task"] != "text_chat"} & set(hold.heldout)
+    with pytest.raises(ValueError, match="unknown train voice set"):
+        plan_corpus(0, SIZES["tiny"], train_voices="everyone")
 
 
 def test_refuses_to_overwrite(corpora):

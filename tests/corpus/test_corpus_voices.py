@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from ttt.corpus.voices import TARGET_VOICE, TEST_ONLY_VOICES, VOICES, get_voice, make_engine
+from ttt.corpus.voices import (ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, UNSEEN_VOICES,
+                               VOICES, get_voice, make_engine)
 
 TEXT = "what is seven plus four"
 
@@ -20,7 +21,7 @@ def test_engine_speaks(name, rate):
 
 def test_all_espeak_variants_exist():
     espeak = make_engine("espeak")
-    for spec in VOICES.values():
+    for spec in ALL_VOICES.values():
         if spec.engine == "espeak":
             wave, _ = espeak.synthesize("hello", **spec.params)
             assert np.max(np.abs(wave)) > 0.05, spec.name
@@ -40,3 +41,17 @@ def test_bad_input():
     with pytest.raises(ValueError, match="unknown espeak-ng voice"):
         make_engine("espeak").synthesize("hi", voice="xx-nonexistent")
     assert set(TEST_ONLY_VOICES) <= set(VOICES) and TARGET_VOICE not in TEST_ONLY_VOICES
+
+
+def test_extra_and_unseen_speakers_share_no_variant_with_the_standard_voices():
+    """A train-only or unseen speaker must not be a standard (let alone test-only) speaker at another
+    rate or pitch, so variants (the part after "+") and accents are compared, not whole names."""
+    def variants(voices):
+        return {spec.params["voice"] for spec in voices.values() if spec.engine == "espeak"}
+
+    standard, extra, unseen = variants(VOICES), variants(EXTRA_TRAIN_VOICES), variants(UNSEEN_VOICES)
+    assert len(extra) == len(EXTRA_TRAIN_VOICES) == 24 and len(unseen) == len(UNSEEN_VOICES)
+    assert not (standard & extra) and not (standard & unseen) and not (extra & unseen)
+    suffix = lambda names: {n.split("+")[1] for n in names if "+" in n}
+    assert not suffix(extra | unseen) & suffix(standard)
+    assert get_voice(next(iter(UNSEEN_VOICES))).synthesize(TEXT)[1] == 22050

@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--tts-phrases", type=int, metavar="N",
                        help="train-only TTS examples reading random word sequences of the world's vocabulary "
                             "(never one of its sentences); none in valid/test")
+    synth.add_argument("--train-voices", default="standard", choices=("standard", "extra", "all"),
+                       help="speakers of train's input audio: the standard set (default), only the 24 "
+                            "extra espeak-ng voices no valid/test example uses, or both")
     synth.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="processes (default: all cores)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing corpus")
@@ -63,7 +66,7 @@ def _synth(args: argparse.Namespace) -> int:
     size = dataclasses.replace(SIZES[args.size], **overrides)
     start = time.perf_counter()
     card = build_corpus(args.out, seed=args.seed, size=size, workers=args.workers,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, train_voices=args.train_voices)
     print(json.dumps({"examples": card["examples"], "wavs": card["wavs"],
                       "total_hours": card["total_hours"]}, indent=2))
     print(f"corpus written to {args.out} in {time.perf_counter() - start:.0f} s")

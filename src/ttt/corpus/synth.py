@@ -42,12 +42,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ttt.corpus.voices import TARGET_VOICE, TEST_ONLY_VOICES, VOICES
+from ttt.corpus.voices import ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
 from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "valid", "test")
+TRAIN_VOICE_SETS = ("standard", "extra", "all")
 TASKS = ("asr", "tts", "spoken_qa", "text_chat")
 SAMPLE_RATE = 16000
 PEAK = 0.9
@@ -113,11 +114,18 @@ def holdout(items: list[Item], seed: int) -> Holdout:
     return Holdout(heldout, frozenset(capitals))
 
 
-def voices_for(split: str) -> list[str]:
-    """Input voices a split may use: test-only voices appear in test and nowhere else."""
+def voices_for(split: str, train_voices: str = "standard") -> list[str]:
+    """Input voices a split may use: test-only voices appear in test and nowhere else. `train_voices`
+    changes train only ("extra": just `EXTRA_TRAIN_VOICES`, "all": both sets): valid and test of any corpus
+    are spoken by the default corpus's speakers."""
+    if train_voices not in TRAIN_VOICE_SETS:
+        raise ValueError(f"unknown train voice set {train_voices!r}; expected one of {', '.join(TRAIN_VOICE_SETS)}")
     if split == "test":
         return list(VOICES)
-    return [v for v in VOICES if v not in TEST_ONLY_VOICES]
+    standard = [v for v in VOICES if v not in TEST_ONLY_VOICES]
+    if split != "train" or train_voices == "standard":
+        return standard
+    return list(EXTRA_TRAIN_VOICES) + (standard if train_voices == "all" else [])
 
 
 def wav_path(voice: str, text: str) -> str:
@@ -137,11 +145,11 @@ class _SplitBuilder:
     """Draws the examples of one split; `renders` collects every (voice, text) it needs spoken."""
 
     def __init__(self, split: str, items: list[Item], hold: Holdout, rng: random.Random,
-                 train_renders: set[tuple[str, str]]) -> None:
+                 train_renders: set[tuple[str, str]], train_voices: str = "standard") -> None:
         self.split, self.rng, self.hold = split, rng, hold
         self.train_renders = train_renders
         self.items = items
-        self.voices = voices_for(split)
+        self.voices = voices_for(split, train_voices)
         self.renders: dict[tuple[str, str], None] = {}
         self.examples: list[dict] = []
         self.task_counts: Counter[str] = Counter()
@@ -260,14 +268,16 @@ class _SplitBuilder:
         return chosen
 
 
-def plan_corpus(seed: int, size: CorpusSize) -> tuple[dict[str, list[dict]], Holdout]:
+def plan_corpus(seed: int, size: CorpusSize, train_voices: str = "standard",
+                ) -> tuple[dict[str, list[dict]], Holdout]:
     """All examples of all splits (no audio rendered yet), as manifest dicts."""
     items = build_world()
     hold = holdout(items, seed)
     examples: dict[str, list[dict]] = {}
     train_renders: set[tuple[str, str]] = set()
     for split in SPLITS:
-        builder = _SplitBuilder(split, items, hold, random.Random(f"{split}-{seed}"), train_renders)
+        builder = _SplitBuilder(split, items, hold, random.Random(f"{split}-{seed}"), train_renders,
+                                train_voices)
         builder.build(size.for_split(split))
         examples[split] = builder.examples
         if split == "train":
@@ -301,7 +311,7 @@ def _jobs(renders: list[tuple[str, str]], seed: int) -> list[tuple[str, int, lis
     renders form one unit (a few ms each), the first to run in a freshly spawned worker."""
     by_engine: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for voice, text in sorted(renders):
-        by_engine[VOICES[voice].engine].append((voice, text))
+        by_engine[ALL_VOICES[voice].engine].append((voice, text))
     jobs = [("espeak", seed, by_engine["espeak"])] if by_engine["espeak"] else []
     piper = by_engine["piper"]
     n_shards = max(1, min(MAX_PIPER_SHARDS, math.ceil(len(piper) / PIPER_ITEMS_PER_SHARD)))
@@ -326,7 +336,7 @@ def _render_job(job: tuple[str, int, list[tuple[str, str]], str]) -> list[tuple[
     engine = make_engine(engine_name, engine_seed)
     done = []
     for voice, text in renders:
-        wave, rate = engine.synthesize(text, **VOICES[voice].params)
+        wave, rate = engine.synthesize(text, **ALL_VOICES[voice].params)
         if rate != SAMPLE_RATE:
             g = math.gcd(rate, SAMPLE_RATE)
             wave = resample_poly(wave, SAMPLE_RATE // g, rate // g)
@@ -366,8 +376,9 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "default",
-                 workers: int = 1, overwrite: bool = False) -> dict:
-    """Plan, render and write the corpus into `out`; returns the corpus card."""
+                 workers: int = 1, overwrite: bool = False, train_voices: str = "standard") -> dict:
+    """Plan, render and write the corpus into `out`; returns the corpus card. `train_voices` picks the
+    speakers of train's input audio (see `voices_for`)."""
     if isinstance(size, str):
         if size not in SIZES:
             raise ValueError(f"unknown corpus size {size!r}; expected one of {', '.join(SIZES)}")
@@ -383,7 +394,7 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
         shutil.rmtree(out / "wavs")
     out.mkdir(parents=True, exist_ok=True)
 
-    examples, hold = plan_corpus(seed, size)
+    examples, hold = plan_corpus(seed, size, train_voices)
     renders = _renders_by_split(examples)
     all_renders = [r for split in SPLITS for r in renders[split]]
     log.info("planned %d examples and %d distinct wavs",
@@ -394,20 +405,22 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
         _write_jsonl(out / f"{split}.jsonl", examples[split])
         _write_jsonl(out / f"audio_{split}.jsonl", [
             {"audio": wav_path(v, t), "text": t, "voice": v} for v, t in renders[split]])
-    card = _card(seed, size, examples, renders, lengths, hold)
+    card = _card(seed, size, examples, renders, lengths, hold, train_voices)
     (out / "corpus_card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
 
 def _card(seed: int, size: CorpusSize, examples: dict[str, list[dict]],
-          renders: dict[str, list[tuple[str, str]]], lengths: dict[str, int], hold: Holdout) -> dict:
+          renders: dict[str, list[tuple[str, str]]], lengths: dict[str, int], hold: Holdout,
+          train_voices: str) -> dict:
     def hours(pairs: list[tuple[str, str]]) -> float:
         return round(sum(lengths[wav_path(v, t)] for v, t in pairs) / SAMPLE_RATE / 3600, 4)
 
     by_engine: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for split in SPLITS:
         for voice, text in renders[split]:
-            by_engine[VOICES[voice].engine].append((voice, text))
+            by_engine[ALL_VOICES[voice].engine].append((voice, text))
+    used = sorted({v for split in SPLITS for v, _ in renders[split]})
     return {
         "seed": seed,
         "size": asdict(size),
@@ -418,8 +431,9 @@ def _card(seed: int, size: CorpusSize, examples: dict[str, list[dict]],
         "hours_by_engine": {e: hours(p) for e, p in sorted(by_engine.items())},
         "total_hours": hours([r for s in SPLITS for r in renders[s]]),
         "target_voice": TARGET_VOICE,
-        "voices": {v: VOICES[v].engine for v in VOICES},
+        "voices": {v: ALL_VOICES[v].engine for v in used},
         "test_only_voices": list(TEST_ONLY_VOICES),
+        "train_voices": train_voices,
         "heldout_keys": {s: sorted(k for k, o in hold.heldout.items() if o == s)
                          for s in SPLITS[1:]},
         "text_only_in_train_keys": sorted(hold.text_only),

@@ -75,6 +75,25 @@ VOICES: dict[str, VoiceSpec] = {v.name: v for v in [
 TEST_ONLY_VOICES = ("flite-awb", "espeak-en-us+m7-r150-p40", "espeak-en-us+f4-r175-p75",
                     "espeak-en-gb-x-rp+m4-r165-p45")
 
+# More speakers for train input only (`ttt data synth --train-voices extra|all`): espeak-ng variants that
+# no voice above uses, so none is a test-only speaker at another rate or pitch; `UNSEEN_VOICES` are kept
+# out of every corpus, for an unseen-speaker check on valid questions (`benchmarks/unseen_voices.py`).
+EXTRA_TRAIN_VOICES: dict[str, VoiceSpec] = {v.name: v for v in [
+    _espeak("en-us+m8", 165, 40), _espeak("en-us+Andy", 180, 45), _espeak("en-us+Denis", 150, 50),
+    _espeak("en-us+Gene", 170, 35), _espeak("en-us+Hugo", 185, 55), _espeak("en-us+Jacky", 160, 60),
+    _espeak("en-us+Lee", 175, 50), _espeak("en-us+Michael", 145, 40), _espeak("en-us+Reed", 190, 45),
+    _espeak("en-us+adam", 165, 55), _espeak("en-us+aunty", 155, 70), _espeak("en-us+benjamin", 175, 35),
+    _espeak("en-us+caleb", 185, 50), _espeak("en-us+david", 150, 45), _espeak("en-us+edward", 170, 40),
+    _espeak("en-us+ian", 160, 50), _espeak("en-us+linda", 175, 65), _espeak("en-us+max", 195, 50),
+    _espeak("en+paul", 165, 45), _espeak("en+robert", 155, 40), _espeak("en+shelby", 180, 65),
+    _espeak("en+steph", 170, 70), _espeak("en-gb-x-gbclan", 160, 50), _espeak("en-gb-x-gbcwmd", 175, 50),
+]}
+UNSEEN_VOICES: dict[str, VoiceSpec] = {v.name: v for v in [
+    _espeak("en-us+m6", 160, 45), _espeak("en-us+Annie", 170, 60), _espeak("en+john", 165, 50),
+    _espeak("en-us+travis", 175, 40),
+]}
+ALL_VOICES: dict[str, VoiceSpec] = {**VOICES, **EXTRA_TRAIN_VOICES, **UNSEEN_VOICES}
+
 
 class PiperEngine:
     """The Joe piper voice; one ONNX session serves every length/noise variant."""
@@ -227,8 +246,8 @@ def make_engine(engine: str, seed: int = 0) -> PiperEngine | FliteEngine | Espea
 
 
 def get_voice(name: str, seed: int = 0) -> Voice:
-    """The named voice from `VOICES`, with a fresh engine."""
-    if name not in VOICES:
-        raise ValueError(f"unknown voice {name!r}; known: {', '.join(VOICES)}")
-    spec = VOICES[name]
+    """The named voice from `ALL_VOICES`, with a fresh engine."""
+    if name not in ALL_VOICES:
+        raise ValueError(f"unknown voice {name!r}; known: {', '.join(ALL_VOICES)}")
+    spec = ALL_VOICES[name]
     return Voice(spec, make_engine(spec.engine, seed))
