@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 from pathlib import Path
-
-import numpy as np
 
 
 def revoice(data: Path, out: Path, tasks: tuple[str, ...], limit: int | None) -> int:
     """Write `out/eval.jsonl` and `out/wavs/`; returns the number of items written."""
     import soundfile as sf
-    from scipy.signal import resample_poly
 
-    from ttt.corpus.synth import PEAK, SAMPLE_RATE
+    from ttt.corpus.synth import SAMPLE_RATE, corpus_wave
     from ttt.corpus.voices import UNSEEN_VOICES, make_engine
 
     engine = make_engine("espeak", seed=0)
@@ -43,10 +39,8 @@ def revoice(data: Path, out: Path, tasks: tuple[str, ...], limit: int | None) ->
         if item.get("task") not in tasks or not item.get("audio"):
             continue
         voice = voices[len(rows) % len(voices)]
-        wave, rate = engine.synthesize(item["text"], **voice.params)  # the question, or the ASR transcript
-        g = math.gcd(rate, SAMPLE_RATE)
-        wave = resample_poly(wave, SAMPLE_RATE // g, rate // g)
-        wave = np.clip(wave * (PEAK / max(float(np.max(np.abs(wave))), 1e-4)), -1.0, 1.0)
+        said = item["text"]  # the question, or the ASR transcript
+        wave = corpus_wave(*engine.synthesize(said, **voice.params), f"{voice.name} for {said!r}")
         name = f"wavs/{len(rows):05d}-{voice.name}.wav"
         sf.write(out / name, wave, SAMPLE_RATE, subtype="PCM_16")
         row = {**item, "audio": name, "voice": voice.name}

@@ -2,10 +2,11 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
-from ttt.corpus.synth import SIZES, SPLITS, TASKS, build_corpus, plan_corpus
+from ttt.corpus.synth import PEAK, SIZES, SPLITS, TASKS, build_corpus, corpus_wave, plan_corpus
 from ttt.corpus.voices import EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
 
 FIELDS = {"id", "task", "question", "question_audio", "question_voice", "answer", "answer_audio",
@@ -143,3 +144,11 @@ def test_tts_phrases_are_train_only_word_sequences_that_never_hold_a_world_sente
     only_held = _triples(held) - _triples(s for s in sentences if s not in held)
     assert ("ten", "minus", "four") in only_held  # minus:10:4 is a held-out test key
     assert not any(_triples([ex["answer"]]) & only_held for ex in phrases)
+
+
+def test_corpus_wave_resamples_normalises_and_refuses_silence():
+    wave = corpus_wave(0.1 * np.sin(np.arange(22050) / 5.0).astype(np.float32), 22050, "a test tone")
+    assert len(wave) == 16000 and np.isclose(np.max(np.abs(wave)), PEAK, atol=1e-3)
+    for bad in (np.zeros(1600, np.float32), np.full(1600, np.nan, np.float32)):
+        with pytest.raises(ValueError, match="silent or invalid audio from a test tone"):
+            corpus_wave(bad, 16000, "a test tone")

@@ -325,10 +325,22 @@ def _jobs(renders: list[tuple[str, str]], seed: int) -> list[tuple[str, int, lis
     return jobs
 
 
+def corpus_wave(wave: np.ndarray, rate: int, what: str) -> np.ndarray:
+    """A synthesized wave as the corpus stores it: 16 kHz, peak at `PEAK`; silent or NaN audio is refused."""
+    from scipy.signal import resample_poly
+
+    if rate != SAMPLE_RATE:
+        g = math.gcd(rate, SAMPLE_RATE)
+        wave = resample_poly(wave, SAMPLE_RATE // g, rate // g)
+    peak = float(np.max(np.abs(wave)))
+    if not np.isfinite(peak) or peak < 1e-4:
+        raise ValueError(f"silent or invalid audio from {what}")
+    return np.clip(wave * (PEAK / peak), -1.0, 1.0)
+
+
 def _render_job(job: tuple[str, int, list[tuple[str, str]], str]) -> list[tuple[str, int]]:
     """Render one work unit into `out`; returns (relative path, number of 16 kHz samples)."""
     import soundfile as sf
-    from scipy.signal import resample_poly
 
     from ttt.corpus.voices import make_engine
 
@@ -336,14 +348,7 @@ def _render_job(job: tuple[str, int, list[tuple[str, str]], str]) -> list[tuple[
     engine = make_engine(engine_name, engine_seed)
     done = []
     for voice, text in renders:
-        wave, rate = engine.synthesize(text, **ALL_VOICES[voice].params)
-        if rate != SAMPLE_RATE:
-            g = math.gcd(rate, SAMPLE_RATE)
-            wave = resample_poly(wave, SAMPLE_RATE // g, rate // g)
-        peak = float(np.max(np.abs(wave)))
-        if not np.isfinite(peak) or peak < 1e-4:
-            raise ValueError(f"voice {voice} produced silent or invalid audio for {text!r}")
-        wave = np.clip(wave * (PEAK / peak), -1.0, 1.0)
+        wave = corpus_wave(*engine.synthesize(text, **ALL_VOICES[voice].params), f"voice {voice} for {text!r}")
         path = Path(out) / wav_path(voice, text)
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, wave, SAMPLE_RATE, subtype="PCM_16")
