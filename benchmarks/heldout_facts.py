@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import os
+import sys
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
+
+from ttt.data import read_records
 
 QA_TASKS = ("spoken_qa", "text_qa", "text_chat")
 AUDIO_FIELDS = ("audio", "answer_audio")
@@ -51,22 +53,11 @@ def fact_key(answer: str) -> str | None:
     return _keys_by_answer().get(answer)
 
 
-def _rows(path: Path):
-    """(line number, parsed row) of a JSONL file; a bad line is named by file:line."""
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not JSON ({err})") from None
-
-
 def select(data: Path, out: Path, held: set[str]) -> int:
     """Write the QA items of `data` that ask a held-out fact (audio paths rebased to `out`'s folder)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     kept = []
-    for _, row in _rows(data):
+    for row in (r.example for r in read_records(data)):
         if row.get("task") in QA_TASKS and fact_key(row.get("answer", "")) in held:
             for field in AUDIO_FIELDS:
                 if row.get(field) and not os.path.isabs(row[field]):
@@ -76,17 +67,17 @@ def select(data: Path, out: Path, held: set[str]) -> int:
     return len(kept)
 
 
-def per_fact(items: Path, held: set[str]) -> dict[tuple[str, str], list[bool]]:
+def per_fact(items: Path) -> dict[tuple[str, str], list[bool]]:
     """(task, key) → correctness of each answer, read from `ttt eval` items and their source lines."""
-    sources: dict[str, list[str]] = {}
+    sources: dict[str, dict[str, dict]] = {}
     result: dict[tuple[str, str], list[bool]] = defaultdict(list)
-    for number, item in _rows(items):
+    for item in (r.example for r in read_records(items)):
         if item.get("task") not in QA_TASKS:
             continue
         path, _, line = item["source"].rpartition(":")
         if path not in sources:
-            sources[path] = Path(path).read_text().splitlines()
-        key = fact_key(json.loads(sources[path][int(line) - 1]).get("answer", ""))
+            sources[path] = {r.where.rpartition(":")[2]: r.example for r in read_records(path)}
+        key = fact_key(sources[path][line].get("answer", ""))
         if key is None:
             continue
         metrics = item["metrics"]
@@ -96,7 +87,7 @@ def per_fact(items: Path, held: set[str]) -> dict[tuple[str, str], list[bool]]:
 
 def report(items: Path, held: set[str], show_facts: bool) -> str:
     """Readable summary: per task, seen vs held-out accuracy and held-out facts known."""
-    facts = per_fact(items, held)
+    facts = per_fact(items)
     lines = []
     for task in sorted({t for t, _ in facts}):
         for label, inside in (("seen", False), ("held-out", True)):

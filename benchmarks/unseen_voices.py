@@ -24,18 +24,13 @@ def revoice(data: Path, out: Path, tasks: tuple[str, ...], limit: int | None) ->
 
     from ttt.corpus.synth import SAMPLE_RATE, corpus_wave
     from ttt.corpus.voices import UNSEEN_VOICES, make_engine
+    from ttt.data import read_records
 
     engine = make_engine("espeak", seed=0)
     voices = list(UNSEEN_VOICES.values())
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     rows = []
-    for number, line in enumerate(data.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{data}:{number}: not JSON ({err})") from None
+    for item in (r.example for r in read_records(data)):
         if item.get("task") not in tasks or not item.get("audio"):
             continue
         voice = voices[len(rows) % len(voices)]
