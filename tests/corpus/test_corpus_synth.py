@@ -146,6 +146,23 @@ def test_tts_phrases_are_train_only_word_sequences_that_never_hold_a_world_sente
     assert not any(_triples([ex["answer"]]) & only_held for ex in phrases)
 
 
+def test_counting_examples_are_train_only_text_requests_to_count():
+    import dataclasses
+
+    from ttt.corpus.world import counting_runs
+
+    base, _ = plan_corpus(0, SIZES["small"])
+    examples, _ = plan_corpus(0, dataclasses.replace(SIZES["small"], counting=200))
+    counts = [ex for ex in examples["train"] if ex["key"] == "count"]
+    assert examples["train"][:len(base["train"])] == base["train"]  # the rest of the corpus is unchanged
+    assert len(counts) == 200 == len(examples["train"]) - len(base["train"])
+    runs = set(counting_runs())
+    assert all(ex["task"] == "text_chat" and (ex["question"], ex["answer"]) in runs
+               and ex["question_audio"] is None and ex["answer_audio"] is None for ex in counts)
+    assert len({ex["question"] for ex in counts}) > 100  # drawn across the runs, not one repeated
+    assert not any(ex["key"] == "count" for split in ("valid", "test") for ex in examples[split])
+
+
 def test_corpus_wave_resamples_normalises_and_refuses_silence():
     wave = corpus_wave(0.1 * np.sin(np.arange(22050) / 5.0).astype(np.float32), 22050, "a test tone")
     assert len(wave) == 16000 and np.isclose(np.max(np.abs(wave)), PEAK, atol=1e-3)

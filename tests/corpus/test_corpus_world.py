@@ -1,5 +1,6 @@
 """The closed world: well-formed, correct answers, unique keys."""
-from ttt.corpus.world import ARITHMETIC_TOPICS, MAX_NUMBER, NUMBER_WORDS, TOPICS, build_world, chat_lines
+from ttt.corpus.world import (ARITHMETIC_TOPICS, MAX_NUMBER, NUMBER_WORDS, TOPICS, build_world, chat_lines,
+                              counting_runs)
 
 WORD_VALUE = {w: i for i, w in enumerate(NUMBER_WORDS)}
 
@@ -31,3 +32,15 @@ def test_texts_are_plain_lowercase_words():
             assert text == text.lower().strip() and all(w.isalpha() for w in text.split()), text
     assert "the capital of france is paris" in chat_lines(build_world())
     assert "the day after sunday is monday" in chat_lines(build_world())
+
+
+def test_counting_runs_count_every_stretch_of_three_to_nine_numbers_both_ways():
+    runs = counting_runs()
+    assert len(runs) == len(set(runs)) == 2 * sum(MAX_NUMBER + 2 - n for n in range(3, 10))  # 224
+    assert ("count from seven to eleven", "seven eight nine ten eleven") in runs
+    assert ("count down from two to zero", "two one zero") in runs
+    for request, answer in runs:
+        values = [NUMBER_WORDS.index(w) for w in answer.split()]
+        step = -1 if request.startswith("count down") else 1
+        assert 3 <= len(values) <= 9 and values == list(range(values[0], values[-1] + step, step))
+        assert request.endswith(f"from {answer.split()[0]} to {answer.split()[-1]}")

@@ -23,6 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--tts-phrases", type=int, metavar="N",
                        help="train-only TTS examples reading random word sequences of the world's vocabulary "
                             "(never one of its sentences); none in valid/test")
+    synth.add_argument("--counting", type=int, metavar="N",
+                       help="train-only text examples that count up or down through 3-9 numbers "
+                            "(\"count from six to nine\"); they teach the numbers' order, which held-out "
+                            "arithmetic needs; none in valid/test")
     synth.add_argument("--train-voices", default="standard", choices=("standard", "extra", "all"),
                        help="speakers of train's input audio: the standard set (default), only the 24 "
                             "extra espeak-ng voices no valid/test example uses, or both")
@@ -61,8 +65,8 @@ def _synth(args: argparse.Namespace) -> int:
 
     from ttt.corpus.synth import SIZES, build_corpus
 
-    overrides = {task: getattr(args, task) for task in ("spoken_qa", "asr", "tts", "text_chat", "tts_phrases")
-                 if getattr(args, task) is not None}
+    tasks = ("spoken_qa", "asr", "tts", "text_chat", "tts_phrases", "counting")
+    overrides = {task: getattr(args, task) for task in tasks if getattr(args, task) is not None}
     size = dataclasses.replace(SIZES[args.size], **overrides)
     start = time.perf_counter()
     card = build_corpus(args.out, seed=args.seed, size=size, workers=args.workers,

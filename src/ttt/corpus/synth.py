@@ -26,7 +26,9 @@ assistant speech always use the one target voice, so the model has one voice to 
 The world has only ~1,600 sentences a train TTS example may read, so `tts_phrases` adds train-only TTS
 examples that read random word sequences (key ``phrase``) drawn from the world's own sentences, word by
 word, never containing one of those sentences: the target voice saying its words in new orders and
-neighbourhoods, which is what speaking an unseen combination asks for.
+neighbourhoods, which is what speaking an unseen combination asks for. `counting` adds train-only
+``text_chat`` examples (key ``count``) that count up or down through a few numbers: the numbers' order,
+which an unseen sum or difference needs, without stating any fact.
 """
 from __future__ import annotations
 
@@ -43,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ttt.corpus.voices import ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
-from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world
+from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world, counting_runs
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +71,12 @@ class CorpusSize:
     text_chat: int
     eval_fraction: float = 0.08
     tts_phrases: int = 0
+    counting: int = 0
 
     def for_split(self, split: str) -> dict[str, int]:
         counts = {task: getattr(self, task) for task in TASKS}
         if split == "train":
-            return {**counts, "tts_phrases": self.tts_phrases}
+            return {**counts, "tts_phrases": self.tts_phrases, "counting": self.counting}
         return {task: max(2, round(n * self.eval_fraction)) for task, n in counts.items()}
 
 
@@ -134,6 +137,7 @@ def wav_path(voice: str, text: str) -> str:
 
 
 PHRASE = Item("phrase", "phrase", (), "")
+COUNT = Item("count", "count", (), "")
 
 
 def _triples(sentences) -> set[tuple[str, ...]]:
@@ -228,6 +232,10 @@ class _SplitBuilder:
                      answer=item.answer)
         for text in self.phrases(counts.get("tts_phrases", 0)):
             self.add("tts", PHRASE, question=text, answer=text, answer_voice=TARGET_VOICE)
+        runs = counting_runs()
+        for _ in range(counts.get("counting", 0)):
+            request, answer = self.rng.choice(runs)
+            self.add("text_chat", COUNT, question=request, answer=answer)
 
     def phrases(self, count: int) -> list[str]:
         """`count` distinct sequences of 3-8 words, each drawn from all the world's sentences word by word
@@ -388,7 +396,7 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
         if size not in SIZES:
             raise ValueError(f"unknown corpus size {size!r}; expected one of {', '.join(SIZES)}")
         size = SIZES[size]
-    if min(size.spoken_qa, size.asr, size.tts, size.text_chat, size.tts_phrases) < 0:
+    if min(size.spoken_qa, size.asr, size.tts, size.text_chat, size.tts_phrases, size.counting) < 0:
         raise ValueError(f"corpus counts must be non-negative, got {size}")
     out = Path(out)
     existing = [out / name for name in ("wavs", "corpus_card.json") if (out / name).exists()]

@@ -47,6 +47,8 @@ QUESTION_TEMPLATES = {
     "capital": ("what is the capital of {x}", "which city is the capital of {x}"),
 }
 TOPICS = tuple(QUESTION_TEMPLATES)
+COUNT_TEMPLATES = ("count from {a} to {b}", "count down from {a} to {b}")
+COUNT_LENGTHS = range(3, 10)  # numbers said per count
 ARITHMETIC_TOPICS = ("plus", "minus", "times")
 
 
@@ -98,6 +100,23 @@ def _facts() -> list[Item]:
 def build_world() -> list[Item]:
     """All items, in a fixed order (arithmetic first, then facts), independent of any seed."""
     return _arithmetic() + _facts()
+
+
+def counting_runs() -> list[tuple[str, str]]:
+    """Every (request, answer) that counts up or down through 3-9 consecutive numbers of the world, e.g.
+    ("count down from seven to three", "seven six five four three"). They state no sum or difference, so
+    they hold out nothing, but they teach the numbers' order, which an unseen sum needs (README, *Counting*:
+    in text-only runs they raised held-out accuracy on average, by less than the seed moves it)."""
+    runs = []
+    for a in range(MAX_NUMBER + 1):
+        for b in range(MAX_NUMBER + 1):
+            if abs(b - a) + 1 not in COUNT_LENGTHS:
+                continue
+            down = b < a
+            words = NUMBER_WORDS[a:b + 1] if not down else NUMBER_WORDS[b:a + 1][::-1]
+            request = COUNT_TEMPLATES[down].format(a=NUMBER_WORDS[a], b=NUMBER_WORDS[b])
+            runs.append((request, " ".join(words)))
+    return runs
 
 
 def chat_lines(items: list[Item]) -> list[str]:
