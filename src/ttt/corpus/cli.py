@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "(never one of its sentences); none in valid/test")
     synth.add_argument("--counting", type=int, metavar="N",
                        help="train-only text examples that count up or down through 3-9 numbers "
-                            "(\"count from six to nine\"); they teach the numbers' order, which held-out "
-                            "arithmetic needs; none in valid/test")
+                            "(\"count from six to nine\"): the numbers' order without stating any fact; "
+                            "none in valid/test")
     synth.add_argument("--train-voices", default="standard", choices=("standard", "extra", "all"),
                        help="speakers of train's input audio: the standard set (default), only the 24 "
                             "extra espeak-ng voices no valid/test example uses, or both")
