@@ -9,7 +9,8 @@ Layout of `OUT/checkpoints/step-00000100/`:
   `accelerator.save_state` instead (which pickles), as only the engine knows its shards.
 
 A checkpoint is written into a hidden temporary directory and renamed into place, so a directory named
-`step-*` is always complete; older ones beyond `keep_last` are removed afterwards.
+`step-*` is always complete; older ones beyond `keep_last` are removed afterwards, except every
+`keep_every`-th step's, which stay for checkpoint averaging over the whole run (`ttt export A B … OUT`).
 """
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ def checkpoint_dirs(out_dir: str | Path) -> list[Path]:
         return []
     found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.fullmatch(p.name)) and p.is_dir()]
     return [p for _, p in sorted(found)]
+
+
+def checkpoint_step(directory: Path) -> int:
+    """The step a `step-*` checkpoint directory was written at."""
+    return int(_STEP_DIR.fullmatch(directory.name).group(1))
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -141,6 +147,7 @@ def save_checkpoint(
     state: dict,
     lora: bool,
     keep_last: int,
+    keep_every: int | None = None,
 ) -> Path:
     """Write checkpoint `step` atomically; `state` (JSON) holds the scheduler, sampler and step."""
     root = Path(out_dir) / "checkpoints"
@@ -172,7 +179,8 @@ def save_checkpoint(
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in checkpoint_dirs(out_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+            if keep_every is None or checkpoint_step(old) % keep_every:
+                shutil.rmtree(old, ignore_errors=True)
         log.info("saved checkpoint %s", final)
     accelerator.wait_for_everyone()
     return final

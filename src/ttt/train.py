@@ -416,7 +416,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
             if step % cfg.save_interval == 0 or last:
                 state = {"scheduler": run.scheduler.state_dict(), "sampler": run.sampler.state_dict(),
                          "config": cfg.to_dict(), "train_seconds": spent()}
-                save_checkpoint(acc, run.model, run.optimizer, out_dir, step, state, cfg.lora.enabled, cfg.keep_last)
+                save_checkpoint(acc, run.model, run.optimizer, out_dir, step, state, cfg.lora.enabled, cfg.keep_last,
+                                cfg.keep_every)
             if last:
                 break
             if stop_after is not None and step >= stop_after:

@@ -95,7 +95,9 @@ class TrainConfig:
     """One training run. `batch_size` is examples per micro-batch per process; the global batch is
     `batch_size * grad_accum * processes`. `max_minutes` is a wall-clock budget: training stops after the
     first step at which that much time was spent in the training loop (summed over resumed runs), or at
-    `max_steps`, whichever comes first; the learning-rate schedule still runs over `max_steps`."""
+    `max_steps`, whichever comes first; the learning-rate schedule still runs over `max_steps`. Checkpoints
+    beyond the newest `keep_last` are deleted, except those at multiples of `keep_every`, kept so that the
+    weights can be averaged over the whole run."""
 
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -112,6 +114,7 @@ class TrainConfig:
     max_eval_batches: int | None = None
     save_interval: int = 500
     keep_last: int = 3
+    keep_every: int | None = None
     log_interval: int = 10
     seed: int = 0
     precision: str = "auto"
@@ -130,6 +133,12 @@ class TrainConfig:
                      "save_interval", "keep_last", "log_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.keep_every is not None and (isinstance(self.keep_every, bool) or not isinstance(self.keep_every, int)
+                                            or self.keep_every <= 0):
+            raise ValueError(f"keep_every must be a positive step count (or null), got {self.keep_every!r}")
+        if self.keep_every is not None and self.keep_every % self.save_interval:
+            raise ValueError(f"keep_every ({self.keep_every}) must be a multiple of save_interval ({self.save_interval}): "
+                             "only saved steps can be kept")
         m = self.max_minutes
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
             raise ValueError(f"max_minutes must be positive (or null for no time budget), got {self.max_minutes}")

@@ -46,6 +46,12 @@ def test_tiny_model_learns_and_writes_checkpoints(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_keep_every_spares_checkpoints_from_rotation_for_averaging(tmp_path):
+    cfg = toy_config(tmp_path, max_steps=10, eval_interval=10, save_interval=2, keep_last=1, keep_every=4)
+    out = train(cfg)
+    assert [p.name for p in checkpoint_dirs(out)] == ["step-00000004", "step-00000008", "step-00000010"]
+
+
 def test_resume_continues_the_exact_loss_curve(tmp_path):
     settings = dict(max_steps=10, save_interval=4, eval_interval=3, batch_size=2, grad_accum=2)
     full = train(toy_config(tmp_path / "a", **settings))
@@ -112,6 +118,10 @@ def test_config_validation_and_schedule(tmp_path):
         load_config(CONFIG, {"backbone.source": "hf"})
     with pytest.raises(ValueError, match="data.pack needs ttt.max_length"):
         load_config(CONFIG, {"data.pack": True, "ttt.max_length": None})
+    with pytest.raises(ValueError, match="keep_every \\(300\\) must be a multiple of save_interval \\(200\\)"):
+        load_config(CONFIG, {"save_interval": 200, "keep_every": 300})
+    with pytest.raises(ValueError, match="keep_every must be a positive step count"):
+        load_config(CONFIG, {"keep_every": 0})
     cfg = load_config(CONFIG, {"max_steps": 110, "optim.warmup_steps": 10, "optim.min_lr_ratio": 0.1})
     assert lr_factor(0, cfg) == pytest.approx(0.1) and lr_factor(9, cfg) == pytest.approx(1.0)
     assert lr_factor(10, cfg) == pytest.approx(1.0) and lr_factor(60, cfg) == pytest.approx(0.55)
