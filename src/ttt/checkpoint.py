@@ -35,18 +35,17 @@ _STEP_DIR = re.compile(r"step-(\d+)")
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
-def checkpoint_dirs(out_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
+def _saved_steps(out_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run as (step, directory), oldest first."""
     root = Path(out_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.fullmatch(p.name)) and p.is_dir()]
-    return [p for _, p in sorted(found)]
+    return sorted((int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.fullmatch(p.name)) and p.is_dir())
 
 
-def checkpoint_step(directory: Path) -> int:
-    """The step a `step-*` checkpoint directory was written at."""
-    return int(_STEP_DIR.fullmatch(directory.name).group(1))
+def checkpoint_dirs(out_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    return [p for _, p in _saved_steps(out_dir)]
 
 
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
@@ -178,8 +177,8 @@ def save_checkpoint(
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        for old in checkpoint_dirs(out_dir)[:-keep_last]:
-            if keep_every is None or checkpoint_step(old) % keep_every:
+        for old_step, old in _saved_steps(out_dir)[:-keep_last]:
+            if keep_every is None or old_step % keep_every:
                 shutil.rmtree(old, ignore_errors=True)
         log.info("saved checkpoint %s", final)
     accelerator.wait_for_everyone()

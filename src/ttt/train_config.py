@@ -133,10 +133,10 @@ class TrainConfig:
                      "save_interval", "keep_last", "log_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.keep_every is not None and (isinstance(self.keep_every, bool) or not isinstance(self.keep_every, int)
-                                            or self.keep_every <= 0):
-            raise ValueError(f"keep_every must be a positive step count (or null), got {self.keep_every!r}")
-        if self.keep_every is not None and self.keep_every % self.save_interval:
+        k = self.keep_every
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k <= 0):
+            raise ValueError(f"keep_every must be a positive step count (or null), got {k!r}")
+        if k is not None and k % self.save_interval:
             raise ValueError(f"keep_every ({self.keep_every}) must be a multiple of save_interval ({self.save_interval}): "
                              "only saved steps can be kept")
         m = self.max_minutes

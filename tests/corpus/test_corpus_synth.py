@@ -1,4 +1,5 @@
 """Corpus builder: deterministic, held-out keys and voices really held out, manifests well-formed."""
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import soundfile as sf
 
 from ttt.corpus.synth import PEAK, SIZES, SPLITS, TASKS, build_corpus, corpus_wave, plan_corpus
 from ttt.corpus.voices import EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
+from ttt.corpus.world import counting_runs
 
 FIELDS = {"id", "task", "question", "question_audio", "question_voice", "answer", "answer_audio",
           "answer_voice", "key"}
@@ -147,10 +149,6 @@ def test_tts_phrases_are_train_only_word_sequences_that_never_hold_a_world_sente
 
 
 def test_counting_examples_are_train_only_text_requests_to_count():
-    import dataclasses
-
-    from ttt.corpus.world import counting_runs
-
     base, _ = plan_corpus(0, SIZES["small"])
     examples, _ = plan_corpus(0, dataclasses.replace(SIZES["small"], counting=200))
     counts = [ex for ex in examples["train"] if ex["key"] == "count"]

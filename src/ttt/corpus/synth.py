@@ -232,10 +232,11 @@ class _SplitBuilder:
                      answer=item.answer)
         for text in self.phrases(counts.get("tts_phrases", 0)):
             self.add("tts", PHRASE, question=text, answer=text, answer_voice=TARGET_VOICE)
-        runs = counting_runs()
-        for _ in range(counts.get("counting", 0)):
-            request, answer = self.rng.choice(runs)
-            self.add("text_chat", COUNT, question=request, answer=answer)
+        if counts.get("counting"):
+            runs = counting_runs()
+            for _ in range(counts["counting"]):
+                request, answer = self.rng.choice(runs)
+                self.add("text_chat", COUNT, question=request, answer=answer)
 
     def phrases(self, count: int) -> list[str]:
         """`count` distinct sequences of 3-8 words, each drawn from all the world's sentences word by word
