@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.rows import open_card, save_card, ttt_command
+from ttt.files import is_model_dir
 
 log = logging.getLogger("backbone_budget")
 
@@ -133,7 +134,7 @@ def data_problem(card: dict, tokenizer: Path | None, text_chunk: int) -> str | N
 def config_text_chunk(config: Path) -> int:
     """The text chunk length a row's training config declares (the data must be built with it)."""
     from ttt.config import TtTConfig
-    from ttt.train_config import load_config
+    from ttt.training.config import load_config
 
     return load_config(config).ttt.get("text_chunk", TtTConfig().text_chunk)
 
@@ -182,7 +183,7 @@ def run_row(row: str, args: argparse.Namespace, gguf: Path | None) -> None:
     card_file = run_dir / "budget.json"
     card = open_card(card_file, budget, {"wall_s": 0.0, "load_average": []})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    if not (run_dir / "final" / "ttt_config.json").is_file():
+    if not is_model_dir(run_dir / "final"):
         log.info("train %s for %g min -> %s", row, args.minutes, run_dir)
         resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
         cmd = ttt_command("train", "--config", str(args.configs[row]), "--out", str(run_dir), "--seed", str(args.seed),

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from helpers import LONG, SHORT
-from ttt.backbones import tiny_backbone
+from ttt.training.backbones import tiny_backbone
 from ttt.model import TtTModel
+from ttt.training.collate import collate_for
 
 @pytest.fixture(scope="session")
 def trained(base_tokenizer):
@@ -19,7 +20,7 @@ def trained(base_tokenizer):
     encoded = [model.encode(LONG), model.encode(SHORT)]
     model.train()
     for _ in range(250):
-        out = model(**model.collate(encoded * 2, train=True, generator=gen), return_logits=False)
+        out = model(**collate_for(model, encoded * 2, train=True, generator=gen), return_logits=False)
         out.loss.backward()
         opt.step()
         opt.zero_grad()
