@@ -296,7 +296,7 @@ def markdown(rows: dict[str, dict[str, dict]], found: dict[str, dict], setup: di
         f"for {setup['minutes']:g} min of training-loop time (`ttt train --max-minutes`) with "
         f"{setup['threads']} CPU thread(s), then `ttt eval --per-task {setup['per_task']}` on the held-out "
         f"`eval_{setup['split']}.jsonl` of the row's data folder. Cells: value [95% bootstrap interval over items]. "
-        "Metric definitions: README, 'Evaluation metrics'. Speed columns depend on the machine and its load: "
+        "Metric definitions: docs/evaluation.md. Speed columns depend on the machine and its load: "
         "compare them only within one run.", "",
         "| backbone | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),

@@ -260,7 +260,7 @@ def write_report(found: dict, args: argparse.Namespace) -> Path:
         f"every row, seeds {args.seeds}; evaluated with `ttt eval --per-task {args.per_task}` on "
         f"`{args.data}` (held-out voices and questions, never used for tuning), at most {args.max_new_tokens} "
         f"tokens per turn and {args.max_last_span} codes in a final span. Cells: mean over seeds "
-        "± half-width of the 95% Student-t interval. Metric definitions: README, 'Evaluation metrics'.", "",
+        "± half-width of the 95% Student-t interval. Metric definitions: docs/evaluation.md.", "",
         "| system | seeds | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),
     ]

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "eval", help="evaluate a model on eval JSONL (ASR, TTS, spoken QA, text QA)",
         description="Run every task in --data through the model; write metrics.json, items.jsonl, "
                     "report.md and PNG plots into --out. Malformed lines are reported (file:line) and "
-                    "skipped. Metric definitions: README, 'Evaluation metrics'.")
+                    "skipped. Metric definitions: docs/evaluation.md.")
     p.add_argument("--model", help="TtT model directory (default: the shipped model)")
     p.add_argument("--data", required=True, help="eval JSONL, e.g. data/built/eval_test.jsonl")
     p.add_argument("--out", required=True, help="report folder")

@@ -6,7 +6,7 @@ correct answer, so spoken answers get the same reference WER that TTS has). A ba
 long run, so `read_items` turns every problem (bad JSON, missing field, unknown task, missing or
 unreadable audio) into a `Skipped` entry naming file and line, and the run goes on without it.
 
-Per item a task returns metric values of two shapes (see README, "Evaluation metrics"):
+Per item a task returns metric values of two shapes (see docs/evaluation.md):
 - a number or bool, averaged over items (accuracy, MCD, length ratio, DNSMOS, ...);
 - a `(numerator, denominator)` pair, aggregated as Σnum / Σden (corpus WER = all edits / all reference
   words; real-time factor = all wall time / all audio seconds), so long items weigh what they should.
