@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.rows import open_card, save_card, ttt_command
-from ttt.files import is_model_dir
+from ttt.config import is_model_dir
+from ttt.files import read_jsonl
 
 log = logging.getLogger("backbone_budget")
 
@@ -232,7 +233,7 @@ def collect_row(run_dir: Path) -> dict | None:
     if not ckpts:
         raise FileNotFoundError(f"{run_dir} has an evaluation but no checkpoint")
     state = json.loads((ckpts[-1] / "training_state" / "state.json").read_text())
-    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    records = [record for _, record in read_jsonl(run_dir / "log.jsonl")]
     stops = [r for r in records if r.get("stopped") == "max_minutes"]
     # the clock when the budget stopped the run (the checkpoint's also holds the final validation)
     seconds = stops[-1]["train_minutes"] * 60 if stops else state.get("train_seconds")

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.rows import open_card, save_card, ttt_command
-from ttt.files import is_model_dir
+from ttt.config import is_model_dir
 
 log = logging.getLogger("reproduce")
 

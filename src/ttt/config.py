@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+import os
 from pathlib import Path
 
 MODES = ("ttt", "ar", "nar")
@@ -154,3 +155,16 @@ def save_decoding(model_dir: str | Path, settings: dict) -> None:
     """Write `decoding.json` (after checking every key and value), so the model is decoded as it was measured."""
     check_decoding(settings, f"decoding setting for {Path(model_dir) / DECODING_FILE}")
     (Path(model_dir) / DECODING_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def is_model_dir(directory: str | os.PathLike) -> bool:
+    """Whether `directory` holds a saved TtT model (its `ttt_config.json`)."""
+    return (Path(directory) / CONFIG_NAME).is_file()
+
+
+def check_model_dir(directory: str | os.PathLike) -> Path:
+    """`directory` as a Path, or FileNotFoundError saying it is no TtT model directory."""
+    directory = Path(directory)
+    if not is_model_dir(directory):
+        raise FileNotFoundError(f"no TtT model in {directory} (no {CONFIG_NAME})")
+    return directory

@@ -1,7 +1,7 @@
-"""File helpers every layer shares: directories published atomically with ordinary modes, JSONL reading
-that names the bad line, and the model-directory check.
+"""File helpers every layer shares: directories published atomically with ordinary modes, and JSONL
+reading that names the bad line.
 
-Kept dependency-free (standard library only) so that any module, core or not, may import it.
+Standard library only and no `ttt` import, so that any module (audio included) may import it.
 """
 from __future__ import annotations
 
@@ -9,11 +9,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from ttt.config import CONFIG_NAME
 
 
 def publish_modes(directory: Path) -> None:
@@ -54,27 +52,18 @@ def publishing(target: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, object]]:
-    """(line number, value) for each non-blank line of a JSONL file; a malformed line raises a ValueError
-    naming `file:line`."""
-    with open(path) as f:
+def read_jsonl(path: str | os.PathLike, on_error: Callable[[str], None] | None = None) -> Iterator[tuple[int, object]]:
+    """(line number, value) for each non-blank line of a JSONL file. A malformed line raises a ValueError
+    naming `file:line` and the parser's reason, or, with `on_error`, is passed to it as that message and
+    skipped."""
+    with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 yield n, json.loads(line)
             except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: malformed JSON ({err.msg})") from None
-
-
-def is_model_dir(directory: str | os.PathLike) -> bool:
-    """Whether `directory` holds a saved TtT model (its `ttt_config.json`)."""
-    return (Path(directory) / CONFIG_NAME).is_file()
-
-
-def check_model_dir(directory: str | os.PathLike) -> Path:
-    """`directory` as a Path, or FileNotFoundError saying it is no TtT model directory."""
-    directory = Path(directory)
-    if not is_model_dir(directory):
-        raise FileNotFoundError(f"no TtT model in {directory} (no {CONFIG_NAME})")
-    return directory
+                message = f"{path}:{n}: invalid JSON: {err.msg} (column {err.colno})"
+                if on_error is None:
+                    raise ValueError(message) from None
+                on_error(message)

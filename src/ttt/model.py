@@ -13,8 +13,8 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ttt.config import TtTConfig
-from ttt.files import check_model_dir, publishing
+from ttt.config import TtTConfig, check_model_dir
+from ttt.files import publishing
 from ttt.format import EncodedExample, Formatter, Modality
 from ttt.masks import attention_mask_for
 from ttt.vocab import Vocab, add_ttt_tokens

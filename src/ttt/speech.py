@@ -14,8 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ttt.config import load_decoding
-from ttt.files import check_model_dir
+from ttt.config import check_model_dir, load_decoding
 from ttt.format import SYSTEM, input_audio
 from ttt.generate import AudioSpan, Generation, GenerationResult, generate
 

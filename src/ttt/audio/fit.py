@@ -6,7 +6,6 @@ assistant always answers in that voice and one voice is much easier to render fr
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -24,6 +23,7 @@ from ttt.audio.features import make_feature_extractor, pool
 from ttt.audio.io import load_audio, resample
 from ttt.audio.kmeans import fit_kmeans, nearest
 from ttt.audio.vocoder import MelConfig, MelSpectrogram
+from ttt.files import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,7 @@ def read_rows(paths: list[str | Path]) -> list[dict]:
     rows = []
     for path in paths:
         path = Path(path)
-        for line_number, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for line_number, row in read_jsonl(path):
             if "audio" not in row:
                 raise ValueError(f"{path}:{line_number}: row has no 'audio' field")
             row["audio"] = str((path.parent / row["audio"]).resolve())

@@ -36,7 +36,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from ttt.eval.report import write_report
     from ttt.eval.harness import Evaluator, read_items, run, select, summarize
-    from ttt.files import is_model_dir
+    from ttt.config import is_model_dir
     from ttt.speech import SpeechLM, default_model_dir
 
     if args.threads:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ttt.files import read_jsonl
 from ttt.format import SYSTEM, input_audio, interleave
 
 log = logging.getLogger(__name__)
@@ -39,16 +40,7 @@ EVAL_TASK = {"asr": "asr", "tts": "tts", "spoken_qa": "spoken_qa", "text_chat": 
 
 
 def read_manifest(path: Path) -> list[dict]:
-    items = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                items.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{n}: malformed JSON ({err.msg})") from None
-    return items
+    return [item for _, item in read_jsonl(path)]
 
 
 def load_tokenizer(spec: str | Path):
@@ -93,13 +85,10 @@ def seed_codes_cache(cache: Path, source: Path, codec, corpus: Path) -> int:
                              f"this codec has {ours}")
     have = set()
     if cache.exists():
-        have = {json.loads(line)["audio"] for line in cache.read_text().splitlines() if line.strip()}
+        have = {entry["audio"] for _, entry in read_jsonl(cache)}
     added = 0
-    with open(source) as f, open(cache, "a") as out:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            entry = json.loads(line)
+    with open(cache, "a") as out:
+        for n, entry in read_jsonl(source):
             if entry["audio"] in have:
                 continue
             if any(not 0 <= c < codec.codebook_size for c in entry["codes"]):
@@ -115,9 +104,7 @@ def encode_waves(corpus: Path, paths: list[str], codec, cache: Path) -> dict[str
     """Codes for every wave path (relative to `corpus`), encoding only those not already in `cache`."""
     codes: dict[str, list[int]] = {}
     if cache.exists():
-        for line in cache.read_text().splitlines():
-            entry = json.loads(line)
-            codes[entry["audio"]] = entry["codes"]
+        codes = {entry["audio"]: entry["codes"] for _, entry in read_jsonl(cache)}
     todo = sorted(set(paths) - set(codes))
     with open(cache, "a") as out:
         for rel in tqdm(todo, desc="encode audio", unit="wav", disable=not todo):

@@ -19,6 +19,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from ttt.files import read_jsonl
 from ttt.format import EncodedExample
 from ttt.vocab import SPECIAL_PATTERN
 
@@ -36,17 +37,8 @@ class Record:
 
 
 def _jsonl_records(path: Path, skip_malformed: bool) -> list[Record]:
-    records, bad = [], []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(Record(json.loads(line), f"{path}:{n}"))
-            except json.JSONDecodeError as err:
-                bad.append(f"{path}:{n}: invalid JSON: {err.msg} (column {err.colno})")
-                if not skip_malformed:
-                    raise ValueError(bad[-1]) from None
+    bad: list[str] = []
+    records = [Record(value, f"{path}:{n}") for n, value in read_jsonl(path, bad.append if skip_malformed else None)]
     if bad:
         log.warning("skipped %d line(s) of invalid JSON in %s; first: %s", len(bad), path, bad[0])
     return records

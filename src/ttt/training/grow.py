@@ -11,7 +11,6 @@ Qwen2/Llama-style decoders only: they name those projections `self_attn.o_proj` 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 
 def expand_layers(model, every: int = 1):
