@@ -30,18 +30,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CodecFitConfig:
-    features: str = "whisper"
+    """How `ttt codec train` fits the codec (the saved codec itself is described by `VQCodecConfig`)."""
+
+    features: str = "whisper"  # "whisper" (tiny.en encoder) or "logmel" (speaker-dependent baseline)
     pool: int = 4  # 12.5 codes/s, as GLM-4-Voice; within +5 WER points of the original (benchmarks/codec_results.md)
-    codebook_size: int = 1024
+    codebook_size: int = 1024  # k-means centroids = audio codes
     target_voice: str = "piper"  # voice-name prefix the decoder learns to render
-    max_kmeans_utterances: int = 4000
-    max_decoder_utterances: int = 4000
+    max_kmeans_utterances: int = 4000  # utterances sampled for k-means (all voices)
+    max_decoder_utterances: int = 4000  # target-voice utterances sampled for the decoder
     kmeans_iters: int = 30
-    steps: int = 2000
-    batch_size: int = 16
-    lr: float = 2e-3
-    dim: int = 256
-    centroid_input: bool = True
+    steps: int = 2000  # decoder training steps
+    batch_size: int = 16  # decoder batch
+    lr: float = 2e-3  # decoder learning rate
+    dim: int = 256  # decoder width
+    centroid_input: bool = True  # the decoder sees each code's centroid as well as its embedding
     seed: int = 0
 
 

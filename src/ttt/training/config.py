@@ -22,18 +22,18 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 
 @dataclass
 class DataConfig:
-    """train/valid: `.jsonl`, `.json` or a `datasets` directory; `train` may also be a list of them, read in
-    order and trained on as one set (e.g. a corpus plus extra TTS examples built the same way). Without
-    `valid`, `valid_fraction` of the training examples is held out (seeded); with neither, no validation runs."""
+    """Where the examples come from (`.jsonl`, `.json` or a `datasets` directory). Without `valid` nor
+    `valid_fraction`, no validation runs."""
 
+    # one file or a list, read in order and trained on as one set (a corpus + extra TTS examples built alike)
     train: str | list[str] = ""
-    valid: str | None = None
-    valid_fraction: float = 0.0
-    split: str = "train"
-    valid_split: str = "validation"
-    skip_malformed: bool = False
-    pack: bool = False
-    bucket_pools: int = 50
+    valid: str | None = None  # validation file (same formats)
+    valid_fraction: float = 0.0  # without `valid`: this share of the training examples is held out (seeded)
+    split: str = "train"  # split of a `datasets` directory to train on
+    valid_split: str = "validation"  # and to validate on
+    skip_malformed: bool = False  # drop bad lines/examples with one warning instead of failing
+    pack: bool = False  # first-fit pack examples into rows of `ttt.max_length`
+    bucket_pools: int = 50  # batches per pool sorted by length (length bucketing, data.BatchSampler)
 
     @property
     def train_files(self) -> list[str]:
@@ -42,82 +42,78 @@ class DataConfig:
 
 @dataclass
 class BackboneConfig:
-    """source "tiny": a Qwen2/Llama built here with the tokenizer at `tokenizer` (a directory, e.g. the one
-    `ttt data build` writes, so that text chunks in the data match the model's tokens) or, without it, a
-    BPE tokenizer trained on the training texts;
-    "hf": `path` is a Hugging Face checkpoint directory (with `gguf_file`, a GGUF file inside it);
-    "ttt": `path` is a TtT model directory (as written by `save_pretrained` or a checkpoint).
-    attn_implementation "auto" is flex_attention on GPU and sdpa on CPU."""
+    """The model trained: a tiny one built here, a Hugging Face checkpoint, or a TtT model to continue."""
 
+    # "tiny": built here (sizes below); "hf": `path` is a Hugging Face checkpoint directory; "ttt": `path` is a
+    # TtT model directory (as written by `save_pretrained` or a checkpoint)
     source: str = "tiny"
     path: str | None = None
-    gguf_file: str | None = None
-    family: str = "qwen2"
-    hidden_size: int = 64
+    gguf_file: str | None = None  # "hf": a GGUF file inside `path` (or an absolute path)
+    family: str = "qwen2"  # "tiny": "qwen2" or "llama"
+    hidden_size: int = 64  # "tiny" sizes from here to max_positions
     layers: int = 2
     heads: int = 4
     kv_heads: int = 2
     intermediate_size: int | None = None
     max_positions: int = 4096
+    # "tiny": a tokenizer directory (e.g. the one `ttt data build` writes, so that the data's text chunks are
+    # the model's tokens); None trains a BPE of `tokenizer_vocab_size` on the training texts
     tokenizer: str | None = None
     tokenizer_vocab_size: int = 512
-    attn_implementation: str = "auto"
+    attn_implementation: str = "auto"  # "auto": flex_attention on GPU, sdpa on CPU; or any HF value
 
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up then cosine decay to `min_lr_ratio * lr`; `grad_clip` 0 disables clipping."""
+    """AdamW with linear warm-up then cosine decay."""
 
-    lr: float = 1e-3
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 0
+    lr: float = 1e-3  # peak learning rate
+    min_lr_ratio: float = 0.1  # the cosine ends at min_lr_ratio * lr (at max_steps)
+    warmup_steps: int = 0  # linear warm-up from 0
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # global gradient-norm clip; 0 disables clipping
 
 
 @dataclass
 class LoraSettings:
-    """LoRA on the attention and MLP projections. `train_ttt_tokens` also trains the embedding (and
-    untied output) rows of the tokens TtT added — audio codes and specials — which LoRA alone would
-    leave at their random initialisation."""
+    """LoRA (peft) on the attention and MLP projections."""
 
     enabled: bool = False
-    r: int = 16
-    alpha: int = 32
+    r: int = 16  # adapter rank
+    alpha: int = 32  # LoRA scaling numerator (scale = alpha / r)
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: list(LORA_TARGETS))
+    # also train the embedding (and untied output) rows of the tokens TtT added — audio codes and specials —
+    # which LoRA alone would leave at their random initialisation
     train_ttt_tokens: bool = True
 
 
 @dataclass
 class TrainConfig:
-    """One training run. `batch_size` is examples per micro-batch per process; the global batch is
-    `batch_size * grad_accum * processes`. `max_minutes` is a wall-clock budget: training stops after the
-    first step at which that much time was spent in the training loop (summed over resumed runs), or at
-    `max_steps`, whichever comes first; the learning-rate schedule still runs over `max_steps`. Checkpoints
-    beyond the newest `keep_last` are deleted, except those at multiples of `keep_every`, kept so that the
-    weights can be averaged over the whole run."""
+    """One training run (the YAML file's top level); the global batch is `batch_size * grad_accum * processes`."""
 
     data: DataConfig = field(default_factory=DataConfig)
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
-    ttt: dict[str, Any] = field(default_factory=dict)
+    ttt: dict[str, Any] = field(default_factory=dict)  # TtTConfig fields, applied over the backbone source's
     optim: OptimConfig = field(default_factory=OptimConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
-    out_dir: str = "runs/ttt"
-    max_steps: int = 1000
+    out_dir: str = "runs/ttt"  # checkpoints/, log.jsonl, final/
+    max_steps: int = 1000  # optimizer steps; the learning-rate schedule runs over them
+    # wall-clock budget: stop after the first step at which this many minutes were spent in the training
+    # loop (summed over resumed runs), or at max_steps if that comes first
     max_minutes: float | None = None
-    batch_size: int = 8
-    grad_accum: int = 1
+    batch_size: int = 8  # examples per micro-batch per process
+    grad_accum: int = 1  # micro-batches per optimizer step
     eval_batch_size: int = 16
-    eval_interval: int = 200
-    max_eval_batches: int | None = None
-    save_interval: int = 500
-    keep_last: int = 3
-    keep_every: int | None = None
-    log_interval: int = 10
-    seed: int = 0
-    precision: str = "auto"
+    eval_interval: int = 200  # steps between validations
+    max_eval_batches: int | None = None  # cap on validation batches (spread over lengths); None: all
+    save_interval: int = 500  # steps between checkpoints
+    keep_last: int = 3  # newest checkpoints kept ...
+    keep_every: int | None = None  # ... plus those at multiples of this, for averaging weights over the run
+    log_interval: int = 10  # steps between log lines
+    seed: int = 0  # model init, data order, noising
+    precision: str = "auto"  # "auto": bf16 where the GPU supports it, else fp32
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
