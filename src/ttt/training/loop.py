@@ -187,7 +187,7 @@ def _to(batch: dict, device: torch.device) -> dict:
 
 
 @torch.no_grad()
-def evaluate(accelerator: Accelerator, model, valid: list[EncodedExample], cfg: TrainConfig) -> dict:
+def validate(accelerator: Accelerator, model, valid: list[EncodedExample], cfg: TrainConfig) -> dict:
     """Validation loss with fixed noise (same batches, same generators each time, so evals compare).
 
     BANOM is off here: a clean-audio batch would report no audio loss, and validation should measure
@@ -413,7 +413,7 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
                 window.zero_()
                 window_steps, tokens, t0 = 0, 0, time.perf_counter()
             if run.valid_set and (step % cfg.eval_interval == 0 or last):
-                run_log.write({"step": step, **evaluate(acc, run.model, run.valid_set, cfg)})
+                run_log.write({"step": step, **validate(acc, run.model, run.valid_set, cfg)})
             if out_of_time:
                 run_log.write({"step": step, "stopped": "max_minutes", "train_minutes": minutes})
             if step % cfg.save_interval == 0 or last:
