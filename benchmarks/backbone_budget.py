@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.rows import open_card, save_card, ttt_command
+from ttt.config import is_model_dir
+from ttt.files import read_jsonl
 
 log = logging.getLogger("backbone_budget")
 
@@ -133,7 +135,7 @@ def data_problem(card: dict, tokenizer: Path | None, text_chunk: int) -> str | N
 def config_text_chunk(config: Path) -> int:
     """The text chunk length a row's training config declares (the data must be built with it)."""
     from ttt.config import TtTConfig
-    from ttt.train_config import load_config
+    from ttt.training.config import load_config
 
     return load_config(config).ttt.get("text_chunk", TtTConfig().text_chunk)
 
@@ -182,7 +184,7 @@ def run_row(row: str, args: argparse.Namespace, gguf: Path | None) -> None:
     card_file = run_dir / "budget.json"
     card = open_card(card_file, budget, {"wall_s": 0.0, "load_average": []})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    if not (run_dir / "final" / "ttt_config.json").is_file():
+    if not is_model_dir(run_dir / "final"):
         log.info("train %s for %g min -> %s", row, args.minutes, run_dir)
         resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
         cmd = ttt_command("train", "--config", str(args.configs[row]), "--out", str(run_dir), "--seed", str(args.seed),
@@ -231,7 +233,7 @@ def collect_row(run_dir: Path) -> dict | None:
     if not ckpts:
         raise FileNotFoundError(f"{run_dir} has an evaluation but no checkpoint")
     state = json.loads((ckpts[-1] / "training_state" / "state.json").read_text())
-    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    records = [record for _, record in read_jsonl(run_dir / "log.jsonl")]
     stops = [r for r in records if r.get("stopped") == "max_minutes"]
     # the clock when the budget stopped the run (the checkpoint's also holds the final validation)
     seconds = stops[-1]["train_minutes"] * 60 if stops else state.get("train_seconds")
@@ -295,7 +297,7 @@ def markdown(rows: dict[str, dict[str, dict]], found: dict[str, dict], setup: di
         f"for {setup['minutes']:g} min of training-loop time (`ttt train --max-minutes`) with "
         f"{setup['threads']} CPU thread(s), then `ttt eval --per-task {setup['per_task']}` on the held-out "
         f"`eval_{setup['split']}.jsonl` of the row's data folder. Cells: value [95% bootstrap interval over items]. "
-        "Metric definitions: README, 'Evaluation metrics'. Speed columns depend on the machine and its load: "
+        "Metric definitions: docs/evaluation.md. Speed columns depend on the machine and its load: "
         "compare them only within one run.", "",
         "| backbone | " + " | ".join(labels) + " |",
         "|---|" + "---|" * len(labels),

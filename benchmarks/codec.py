@@ -78,7 +78,7 @@ def run_rows(codec, scorer, rows: list[dict], quality: bool) -> dict:
 
 
 def read_split(path: str) -> list[dict]:
-    from ttt.audio.train import read_rows
+    from ttt.audio.fit import read_rows
 
     return read_rows([path])
 
@@ -95,15 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
-    from ttt.audio.codec import load_codec, load_default_codec
-    from ttt.audio.train import is_target
+    from ttt.audio.codec import load_codec
+    from ttt.audio.fit import is_target
     from ttt.eval.scorer import WhisperScorer
 
     data = args.data or next((p for p in DEFAULT_DATA if Path(p).is_file()), None)
     if data is None:
         parser.error(f"no held-out data: pass --data (looked for {DEFAULT_DATA})")
     start = time.perf_counter()
-    codec = load_default_codec() if args.codec is None else load_codec(args.codec)
+    codec = load_codec(args.codec)
     load_seconds = time.perf_counter() - start
     scorer = WhisperScorer()
     rows = read_split(data)

@@ -14,7 +14,9 @@ import statistics
 
 import torch
 
-from ttt.backbones import tiny_backbone, train_bpe_tokenizer
+from ttt.training.backbones import tiny_backbone
+
+from ttt.vocab import train_bpe_tokenizer
 from ttt.format import input_audio
 from ttt.generate import generate
 from ttt.model import TtTModel

@@ -24,7 +24,7 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
-from ttt.data import read_records
+from ttt.training.data import read_records
 
 QA_TASKS = ("spoken_qa", "text_qa", "text_chat")
 AUDIO_FIELDS = ("audio", "answer_audio")

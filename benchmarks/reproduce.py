@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 
 from benchmarks.rows import open_card, save_card, ttt_command
+from ttt.config import is_model_dir
 
 log = logging.getLogger("reproduce")
 
@@ -95,7 +96,7 @@ def run_row(system: str, seed: int, args: argparse.Namespace) -> None:
     card_file = run_dir / "reproduce.json"
     card = open_card(card_file, budget, {"train_s": 0.0})
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    if not (run_dir / "final" / "ttt_config.json").is_file():
+    if not is_model_dir(run_dir / "final"):
         log.info("train %s seed %d -> %s", system, seed, run_dir)
         resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
         cmd = ttt_command("train", "--config", str(args.config), "--out", str(run_dir), "--seed", str(seed),
@@ -259,7 +260,7 @@ def write_report(found: dict, args: argparse.Namespace) -> Path:
         f"every row, seeds {args.seeds}; evaluated with `ttt eval --per-task {args.per_task}` on "
         f"`{args.data}` (held-out voices and questions, never used for tuning), at most {args.max_new_tokens} "
         f"tokens per turn and {args.max_last_span} codes in a final span. Cells: mean over seeds "
-        "± half-width of the 95% Student-t interval. Metric definitions: README, 'Evaluation metrics'.", "",
+        "± half-width of the 95% Student-t interval. Metric definitions: docs/evaluation.md.", "",
         "| system | seeds | " + " | ".join(labels) + " |",
         "|---|---|" + "---|" * len(labels),
     ]

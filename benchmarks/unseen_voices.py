@@ -24,7 +24,7 @@ def revoice(data: Path, out: Path, tasks: tuple[str, ...], limit: int | None) ->
 
     from ttt.corpus.synth import SAMPLE_RATE, corpus_wave
     from ttt.corpus.voices import UNSEEN_VOICES, make_engine
-    from ttt.data import read_records
+    from ttt.training.data import read_records
 
     engine = make_engine("espeak", seed=0)
     voices = list(UNSEEN_VOICES.values())

@@ -7,7 +7,9 @@ import json
 import pytest
 import soundfile as sf
 
-from ttt.backbones import tiny_backbone, train_bpe_tokenizer
+from ttt.training.backbones import tiny_backbone
+
+from ttt.vocab import train_bpe_tokenizer
 from ttt.model import TtTModel
 
 from helpers import ANSWER, CODEBOOK, QUESTION, SHARED, WORDS
@@ -55,8 +57,9 @@ def eval_dir(tmp_path_factory):
 def tiny_model_dir(tmp_path_factory):
     """A randomly initialised TtT model with the shipped codec's codebook, saved like a trained one."""
     from ttt.audio.codec import load_default_codec
-    from ttt.backbones import tiny_backbone, train_bpe_tokenizer
-    from ttt.build_data import SYSTEM
+    from ttt.training.backbones import tiny_backbone
+    from ttt.vocab import train_bpe_tokenizer
+    from ttt.format import SYSTEM
     from ttt.model import TtTModel
 
     codebook = load_default_codec().codebook_size

@@ -1,51 +1,46 @@
-"""TtT settings, serialised as `ttt_config.json` next to the backbone's own config and weights."""
+"""The method's two settings objects and their files next to the weights.
+
+`TtTConfig` (how sequences are laid out, noised and trained) is saved as `ttt_config.json`;
+`GenerationConfig` (how a model is decoded) is the set of decoding knobs, and a model directory's
+recommended values live in `decoding.json`, read and written only by `load_decoding` / `save_decoding`.
+"""
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
+import os
 from pathlib import Path
 
 MODES = ("ttt", "ar", "nar")
 CONFIG_NAME = "ttt_config.json"
+DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
 
 
 @dataclass
 class TtTConfig:
-    """How sequences are laid out, noised and trained.
+    """How sequences are laid out, noised and trained (names follow the TtT paper and reference code)."""
 
-    mode: "ttt" (AR text + diffusion audio spans), "ar" (everything next-token, GLM-4-Voice style) or
-        "nar" (each assistant response diffused as a whole, text included).
-    unmasked_audio_prob: BANOM — per batch, probability of leaving audio clean and training text only.
-    prefix_preservation_ratio: PPM — share of samples whose audio before one random span stays clean.
-    quad_span_truncation_prob: SST — probability of truncating an example's final variable-length span.
-    sst_keep_range: fraction of that span's codes kept when truncated (drawn uniformly in the range).
-    sst_keep_closing_token: keep `<|end_of_audio_span_last|>` after a truncated span. The reference drops
-        it together with the rest of the turn, so a truncated span teaches the beginning of the audio
-        without a stop signal (as a block sees it at inference); keeping it would teach a stop at a
-        random point, which is why it is off.
-    last_span_pad: in noised batches, 0..last_span_pad mask tokens (uniform) follow the final span's closing
-        token inside its attention run, with no loss. At inference the final span is denoised in blocks, so
-        the block that holds the end also holds masks after it; without this padding a run always ends at
-        its closing token and the model would read the end of speech off the run length, never off the
-        content (it would never stop mid-block). Set it to the inference `block_length` - 1.
-    eps: lower bound of the masking probability t ~ U(eps, 1].
-    bidirectional_input_audio: user audio attends to itself both ways (the reference does so; it is
-        fully known at inference). False makes it causal like text.
-    """
-
-    audio_codebook_size: int = 16384
-    text_chunk: int = 13
-    audio_chunk: int = 26
+    audio_codebook_size: int = 16384  # discrete audio codes the vocabulary holds (the codec's codebook)
+    text_chunk: int = 13  # text tokens per chunk of the interleaved assistant turn
+    audio_chunk: int = 26  # codes per fixed audio span after each text chunk
+    # "ttt" (AR text + diffusion audio spans), "ar" (everything next-token, GLM-4-Voice style) or
+    # "nar" (each assistant response diffused as a whole, text included)
     mode: str = "ttt"
-    unmasked_audio_prob: float = 0.3
-    prefix_preservation_ratio: float = 0.3
-    quad_span_truncation_prob: float = 0.5
-    sst_keep_range: tuple[float, float] = (0.3, 0.9)
+    unmasked_audio_prob: float = 0.3  # BANOM: per batch, probability of leaving audio clean (text-only loss)
+    prefix_preservation_ratio: float = 0.3  # PPM: share of samples whose audio before one random span stays clean
+    quad_span_truncation_prob: float = 0.5  # SST: probability of truncating an example's final variable-length span
+    sst_keep_range: tuple[float, float] = (0.3, 0.9)  # fraction of that span's codes kept when truncated (uniform)
+    # keep `<|end_of_audio_span_last|>` after a truncated span. The reference drops it with the rest of the
+    # turn, so a truncated span teaches the start of the audio without a stop signal (as a block sees it at
+    # inference); keeping it would teach a stop at a random point, which is why it is off
     sst_keep_closing_token: bool = False
+    # in noised batches, 0..last_span_pad masks (uniform) follow the final span's closing token inside its
+    # attention run, with no loss: at inference the block holding the end also holds masks after it, and
+    # without them the model would read the end of speech off the run length. Set it to block_length - 1
     last_span_pad: int = 25
-    eps: float = 1e-3
-    bidirectional_input_audio: bool = True
-    max_length: int | None = None
+    eps: float = 1e-3  # lower bound of the masking probability t ~ U(eps, 1]
+    bidirectional_input_audio: bool = True  # user audio attends to itself both ways (as the reference; False: causal)
+    max_length: int | None = None  # tokens per packed row (None: no packing limit)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -75,3 +70,101 @@ class TtTConfig:
         if unknown:
             raise ValueError(f"{directory}/{CONFIG_NAME}: unknown keys {sorted(unknown)}")
         return cls(**data)
+
+
+@dataclass
+class GenerationConfig:
+    """Decoding knobs (names follow the reference inference script where one exists); checked on construction.
+
+    `force_text` makes the assistant say exactly this text (TTS): its tokens are fed in chunks of
+    `text_chunk`, each followed by a fixed audio span and the last by the final span, which the model
+    generates; then the turn ends.
+    """
+
+    max_new_tokens: int = 1024  # cap on generated tokens per turn
+    block_length: int = 26  # codes per diffusion block of the final span
+    steps: int = 4  # denoising steps per block (each commits >= 1 code)
+    threshold: float | None = None  # commit every code above this confidence (Fast-dLLM); None: LLaDA low-confidence
+    temperature: float = 0.0  # text sampling temperature (0: greedy)
+    top_k: int = 0  # text sampling: keep the k likeliest tokens (0: all)
+    top_p: float = 1.0  # text sampling: nucleus mass
+    diffusion_temperature: float = 0.0  # Gumbel noise on audio predictions (0: greedy)
+    cfg_scale: float = 0.0  # classifier-free guidance on audio (0: off)
+    max_last_span: int = 1024  # cap on codes in the final variable-length span
+    stop_threshold: float | None = None  # end the final span where p(end of audio) reaches this
+    use_cache: bool = True  # KV cache for the prefix (False recomputes it: a check of the cache)
+    seed: int = 0  # sampling seed
+    force_text: str | None = None  # TTS: the text to speak (see above)
+
+    def __post_init__(self) -> None:
+        if self.block_length <= 0:
+            raise ValueError(f"block_length must be positive, got {self.block_length}")
+        if self.steps <= 0:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+        if self.max_new_tokens <= 0 or self.max_last_span <= 0:
+            raise ValueError("max_new_tokens and max_last_span must be positive")
+        for name in ("threshold", "stop_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value <= 1.0:
+                raise ValueError(f"{name} must be in (0, 1], got {value}")
+        if self.temperature < 0 or self.diffusion_temperature < 0 or self.cfg_scale < 0:
+            raise ValueError("temperatures and cfg_scale must be >= 0")
+        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
+            raise ValueError("top_p must be in (0, 1] and top_k >= 0")
+
+    def check(self, audio_chunk: int) -> None:
+        """What only a model can tell: each step must commit at least one token of the smaller block."""
+        self.__post_init__()  # fields may have been changed since construction (dataclasses.replace re-runs it)
+        if self.steps > min(self.block_length, audio_chunk):
+            raise ValueError(
+                f"steps ({self.steps}) > tokens per block ({min(self.block_length, audio_chunk)}): "
+                "each step must commit at least one token"
+            )
+
+
+def check_decoding(settings: dict, where: str) -> dict:
+    known = {f.name for f in fields(GenerationConfig)}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown decoding settings {unknown} (known: {', '.join(sorted(known))})")
+    try:
+        GenerationConfig(**settings)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    return settings
+
+
+def load_decoding(model_dir: str | Path) -> dict:
+    """The decoding settings a model directory recommends (`decoding.json`), or none.
+
+    Denoising steps, the stop threshold and the final-span cap are chosen per model on validation data;
+    keeping them next to the weights means `ttt demo` and `ttt eval` decode a model the way it was measured."""
+    path = Path(model_dir) / DECODING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: malformed JSON ({err.msg})") from None
+    if not isinstance(settings, dict):
+        raise ValueError(f"{path}: expected a JSON object of GenerationConfig fields")
+    return check_decoding(settings, str(path))
+
+
+def save_decoding(model_dir: str | Path, settings: dict) -> None:
+    """Write `decoding.json` (after checking every key and value), so the model is decoded as it was measured."""
+    check_decoding(settings, f"decoding setting for {Path(model_dir) / DECODING_FILE}")
+    (Path(model_dir) / DECODING_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def is_model_dir(directory: str | os.PathLike) -> bool:
+    """Whether `directory` holds a saved TtT model (its `ttt_config.json`)."""
+    return (Path(directory) / CONFIG_NAME).is_file()
+
+
+def check_model_dir(directory: str | os.PathLike) -> Path:
+    """`directory` as a Path, or FileNotFoundError saying it is no TtT model directory."""
+    directory = Path(directory)
+    if not is_model_dir(directory):
+        raise FileNotFoundError(f"no TtT model in {directory} (no {CONFIG_NAME})")
+    return directory

@@ -29,6 +29,14 @@ from ttt.vocab import (
 )
 
 ROLES = ("system", "user", "assistant")
+# The system prompt that selects each task: the corpus builder writes it into every training example and
+# `SpeechLM` sends it at inference, so both must read it from here.
+SYSTEM = {
+    "asr": "Transcribe the speech.",
+    "tts": "Read the text aloud.",
+    "spoken_qa": "Answer the spoken question out loud.",
+    "text_chat": "Answer the question.",
+}
 
 
 class Modality(enum.IntEnum):

@@ -21,6 +21,7 @@ from typing import Generator, Iterator
 import torch
 from transformers import DynamicCache
 
+from ttt.config import GenerationConfig
 from ttt.masks import attention_mask_for
 from ttt.model import TtTModel
 
@@ -71,52 +72,6 @@ class GenerationResult:
     @property
     def time_to_first_audio(self) -> float | None:
         return next((e.time for e in self.events if isinstance(e, AudioSpan)), None)
-
-
-@dataclass
-class GenerationConfig:
-    """Decoding knobs (names follow the reference inference script where one exists).
-
-    `force_text` makes the assistant say exactly this text (TTS): its tokens are fed in chunks of
-    `text_chunk`, each followed by a fixed audio span and the last by the final span, which the model
-    generates; then the turn ends.
-    """
-
-    max_new_tokens: int = 1024
-    block_length: int = 26
-    steps: int = 4
-    threshold: float | None = None
-    temperature: float = 0.0
-    top_k: int = 0
-    top_p: float = 1.0
-    diffusion_temperature: float = 0.0
-    cfg_scale: float = 0.0
-    max_last_span: int = 1024
-    stop_threshold: float | None = None
-    use_cache: bool = True
-    seed: int = 0
-    force_text: str | None = None
-
-    def check(self, audio_chunk: int) -> None:
-        if self.block_length <= 0:
-            raise ValueError(f"block_length must be positive, got {self.block_length}")
-        if self.steps <= 0:
-            raise ValueError(f"steps must be positive, got {self.steps}")
-        if self.steps > min(self.block_length, audio_chunk):
-            raise ValueError(
-                f"steps ({self.steps}) > tokens per block ({min(self.block_length, audio_chunk)}): "
-                "each step must commit at least one token"
-            )
-        if self.max_new_tokens <= 0 or self.max_last_span <= 0:
-            raise ValueError("max_new_tokens and max_last_span must be positive")
-        for name in ("threshold", "stop_threshold"):
-            value = getattr(self, name)
-            if value is not None and not 0.0 < value <= 1.0:
-                raise ValueError(f"{name} must be in (0, 1], got {value}")
-        if self.temperature < 0 or self.diffusion_temperature < 0 or self.cfg_scale < 0:
-            raise ValueError("temperatures and cfg_scale must be >= 0")
-        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
-            raise ValueError("top_p must be in (0, 1] and top_k >= 0")
 
 
 class _Sequence:

@@ -6,18 +6,15 @@ The backbone's modeling file is untouched: the modality-aware mask goes in throu
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import ModelOutput
 
-from ttt.collate import collate
-from ttt.config import TtTConfig
+from ttt.config import TtTConfig, check_model_dir
+from ttt.files import publishing
 from ttt.format import EncodedExample, Formatter, Modality
 from ttt.masks import attention_mask_for
 from ttt.vocab import Vocab, add_ttt_tokens
@@ -65,14 +62,8 @@ class TtTModel(nn.Module):
         return self.backbone.device
 
     def encode(self, example: dict, index: int = 0) -> EncodedExample:
-        """Validate and encode one example once (cache the result; `collate` accepts it)."""
+        """Validate and encode one example once (cache the result; `ttt.training.collate` accepts it)."""
         return self.formatter.encode(example, index)
-
-    def collate(
-        self, examples: list, train: bool = True, pack: bool = False, generator: torch.Generator | None = None
-    ) -> dict[str, torch.Tensor]:
-        """A batch for `forward`; with `train`, SST/BANOM/PPM and masking per `self.config`."""
-        return collate(examples, self.formatter, self.config, train=train, pack=pack, generator=generator)
 
     def forward(
         self,
@@ -147,44 +138,19 @@ class TtTModel(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Weights (safetensors), HF config, tokenizer and `ttt_config.json`, swapped in atomically."""
-        target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        try:
+        with publishing(directory) as tmp:
             self.backbone.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self.config.save(tmp)
-            publish_modes(tmp)
-            old = target.with_name(f".{target.name}.old")
-            if target.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                target.rename(old)
-            tmp.rename(target)
-            shutil.rmtree(old, ignore_errors=True)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **model_kwargs) -> "TtTModel":
         """Load what `save_pretrained` wrote; `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
-        directory = Path(directory)
-        if not (directory / "ttt_config.json").is_file():
-            raise FileNotFoundError(f"{directory} is not a TtT model directory (no ttt_config.json)")
+        directory = check_model_dir(directory)
         config = TtTConfig.load(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         backbone = AutoModelForCausalLM.from_pretrained(directory, **model_kwargs)
         return cls(backbone, tokenizer, config)
-
-
-def publish_modes(directory: Path) -> None:
-    """Give a saved model the modes of an ordinary `cp`: the temporary directory (and the weights, which
-    are written through a temporary file too) come out owner-only, which would hide a shared model from
-    everyone else on the machine."""
-    umask = os.umask(0)
-    os.umask(umask)
-    directory.chmod(0o777 & ~umask)
-    for path in directory.rglob("*"):
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def _next_real_position(pad: torch.Tensor) -> torch.Tensor:

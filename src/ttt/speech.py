@@ -1,12 +1,11 @@
 """Speech in, speech out: a TtT model and an audio codec behind three tasks (ASR, TTS, spoken chat).
 
-The task is chosen by the system prompt the training data used (`ttt.build_data.SYSTEM`). Audio is
+The task is chosen by the system prompt the training data used (`ttt.format.SYSTEM`). Audio is
 vocoded as it is committed (a fixed span whole, the final span block by block), so the first sound is ready long before the answer is finished
 (`SpokenAnswer.first_audio_s`, `SpokenAnswer.chunks`).
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,31 +14,13 @@ from typing import Callable
 
 import numpy as np
 
-from ttt.build_data import SYSTEM
-from ttt.format import input_audio
+from ttt.config import check_model_dir, load_decoding
+from ttt.format import SYSTEM, input_audio
 from ttt.generate import AudioSpan, Generation, GenerationResult, generate
-
-
-DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
 
 
 def default_model_dir() -> Path:
     return Path(str(resources.files("ttt") / "assets" / "model"))
-
-
-def decoding_defaults(model_dir: str | Path) -> dict:
-    """The decoding settings a model directory recommends (`decoding.json`), or none.
-
-    Denoising steps, the stop threshold and the final-span cap are chosen per model on validation data;
-    keeping them next to the weights means `ttt demo` and `ttt eval` decode a model the way it was measured."""
-    path = Path(model_dir) / DECODING_FILE
-    if not path.is_file():
-        return {}
-    settings = json.loads(path.read_text())
-    from ttt.generate import GenerationConfig
-
-    GenerationConfig(**settings)  # unknown keys and bad values fail here, naming the field
-    return settings
 
 
 @dataclass
@@ -69,16 +50,14 @@ class SpeechLM:
         """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset)."""
         import torch
 
-        from ttt.audio.codec import load_codec, load_default_codec
+        from ttt.audio.codec import load_codec
         from ttt.model import TtTModel
 
-        model_dir = Path(model_dir) if model_dir else default_model_dir()
-        if not (model_dir / "ttt_config.json").is_file():
-            raise FileNotFoundError(f"no TtT model in {model_dir}")
+        model_dir = check_model_dir(model_dir or default_model_dir())
         model = TtTModel.from_pretrained(model_dir, dtype=torch.float32).eval()  # float16 releases upcast
-        codec = load_codec(codec_dir) if codec_dir else load_default_codec()
+        codec = load_codec(codec_dir or None)
         chosen = {k: v for k, v in generation.items() if v is not None}
-        return cls(model, codec, **{**decoding_defaults(model_dir), **chosen})
+        return cls(model, codec, **{**load_decoding(model_dir), **chosen})
 
     def warm_up(self) -> None:
         """Speak one word, encode it back and throw both away, so that the next turn's timings (time to

@@ -8,6 +8,7 @@ reference trains here unchanged. Audio codes are real vocabulary entries `<|audi
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -107,3 +108,25 @@ def add_ttt_tokens(tokenizer, codebook_size: int) -> Vocab:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = IM_END
     return Vocab.from_tokenizer(tokenizer, codebook_size)
+
+
+EOS = "<|endoftext|>"  # end of text of the tokenizers trained here
+
+
+def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 512):
+    """Byte-level BPE (as Qwen2/GPT-2) trained on `texts`, as a `PreTrainedTokenizerFast`; any string stays
+    encodable via bytes. Models trained from scratch (the default model, tests, benchmarks) use it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=[EOS],
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS)

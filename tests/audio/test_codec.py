@@ -112,7 +112,7 @@ def test_train_codec_smoke(tmp_path):
     import json
 
     from ttt.audio.io import save_audio
-    from ttt.audio.train import TrainConfig, train_codec
+    from ttt.audio.fit import CodecFitConfig, train_codec
 
     rows = []
     for i, voice in enumerate(["piper-joe", "flite-slt", "piper-joe", "espeak-en"] * 2):
@@ -121,7 +121,7 @@ def test_train_codec_smoke(tmp_path):
         save_audio(tmp_path / f"w{i}.wav", wave.astype(np.float32), 16000)
         rows.append({"audio": f"w{i}.wav", "text": "x", "voice": voice})
     (tmp_path / "audio_train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    config = TrainConfig(features="logmel", pool=4, codebook_size=8, steps=3, batch_size=2, dim=32, kmeans_iters=3)
+    config = CodecFitConfig(features="logmel", pool=4, codebook_size=8, steps=3, batch_size=2, dim=32, kmeans_iters=3)
     codec = train_codec([tmp_path / "audio_train.jsonl"], tmp_path / "codec", config)
     assert codec.codebook_size == 8 and codec.frame_rate == 12.5
     assert codec.config.trained_on["decoder_utterances"] == 4
@@ -129,7 +129,7 @@ def test_train_codec_smoke(tmp_path):
 
 
 def test_cli_parse_codes(tmp_path):
-    from ttt.audio.cli import parse_codes
+    from ttt.cli.codec import parse_codes
 
     assert parse_codes("1 2, 3") == parse_codes("[1, 2, 3]") == [1, 2, 3]
     (tmp_path / "codes.txt").write_text("4 5\n6\n")

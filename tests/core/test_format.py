@@ -4,6 +4,7 @@ import torch
 
 from helpers import audio, chat_example
 from ttt.format import Modality, input_audio, interleave
+from ttt.training.collate import collate_for
 
 
 def test_official_samples_parse_and_round_trip(make_model, official_samples):
@@ -102,4 +103,4 @@ def test_bad_examples_name_example_and_position(make_model, example, message):
 
 def test_collate_names_the_bad_example(make_model):
     with pytest.raises(ValueError, match="example 1, message 0"):
-        make_model().collate([chat_example(), {"messages": [{"role": "assistant", "content": "<|audio_1|>"}]}])
+        collate_for(make_model(), [chat_example(), {"messages": [{"role": "assistant", "content": "<|audio_1|>"}]}])

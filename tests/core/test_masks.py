@@ -5,6 +5,7 @@ import torch
 from helpers import chat_example
 from ttt.format import Modality
 from ttt.masks import block_mask, dense_mask, mask_mod
+from ttt.training.collate import collate_for
 
 # One row, two packed examples:  example 0 = t t [a a a] t t [a a] t ; example 1 = t [a a] t ; pad pad
 DOC = torch.tensor([[0] * 11 + [1] * 4 + [-1, -1]])
@@ -71,7 +72,7 @@ def test_flex_block_mask_equals_dense(make_model):
     from torch.nn.attention.flex_attention import create_mask
 
     model = make_model()
-    batch = model.collate([chat_example(), {"text": "hello world"}, chat_example(1, 30)], train=True, pack=False)
+    batch = collate_for(model, [chat_example(), {"text": "hello world"}, chat_example(1, 30)], train=True, pack=False)
     doc, span = batch["doc_ids"], batch["span_ids"]
     dense = dense_mask(doc, span)
     B, L = doc.shape
@@ -92,7 +93,7 @@ def test_flex_block_mask_equals_dense(make_model):
 
 def test_packed_batch_mask(make_model):
     model = make_model(max_length=400)
-    batch = model.collate([chat_example(), {"text": "hello world"}, chat_example(1, 5)], train=False, pack=True)
+    batch = collate_for(model, [chat_example(), {"text": "hello world"}, chat_example(1, 5)], train=False, pack=True)
     assert batch["input_ids"].shape[0] == 1
     m = dense_mask(batch["doc_ids"], batch["span_ids"])[0, 0]
     doc = batch["doc_ids"][0]

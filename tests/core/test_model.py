@@ -8,13 +8,14 @@ import torch
 from helpers import chat_example
 from ttt.format import Modality
 from ttt.model import TtTModel
+from ttt.training.collate import collate_for
 
 
 @pytest.mark.parametrize("family", ["qwen2", "llama"])
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
 def test_text_only_loss_and_logits_equal_hf(make_model, family, attn):
     model = make_model(family=family, attn=attn)
-    batch = model.collate([{"text": "the capital of france is paris, hello world"}], train=True)
+    batch = collate_for(model, [{"text": "the capital of france is paris, hello world"}], train=True)
     out = model(**batch)
     ids = batch["input_ids"]
     ref = model.backbone(input_ids=ids, labels=ids)
@@ -25,7 +26,7 @@ def test_text_only_loss_and_logits_equal_hf(make_model, family, attn):
 
 def test_chat_loss_equals_hf_on_assistant_targets_with_causal_mask(make_model):
     model = make_model(mode="ar")
-    batch = model.collate([chat_example()], train=True)
+    batch = collate_for(model, [chat_example()], train=True)
     labels = torch.where(batch["trainable"], batch["labels"], -100)
     ref = model.backbone(input_ids=batch["input_ids"], labels=labels)
     out = model(**batch)
@@ -40,7 +41,7 @@ def _logits(model, ids, batch):
 
 def test_perturbations(make_model):
     model = make_model()
-    batch = model.collate([chat_example(n_spans=2, last=9)], train=False)
+    batch = collate_for(model, [chat_example(n_spans=2, last=9)], train=False)
     ids = batch["input_ids"]
     mod, span = batch["modality"][0], batch["span_ids"][0]
     base = _logits(model, ids, batch)
@@ -69,7 +70,7 @@ def test_flex_backbone_matches_sdpa(make_model):
     sdpa = make_model(attn="sdpa")
     flex = make_model(attn="flex_attention")
     flex.backbone.load_state_dict(sdpa.backbone.state_dict())
-    batch = sdpa.collate([chat_example(), {"text": "hello world"}], train=True, generator=torch.Generator().manual_seed(0))
+    batch = collate_for(sdpa, [chat_example(), {"text": "hello world"}], train=True, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         a, b = sdpa(**batch), flex(**batch)
     valid = batch["doc_ids"] >= 0
@@ -79,7 +80,7 @@ def test_flex_backbone_matches_sdpa(make_model):
 
 def test_selected_logits_give_the_same_loss(make_model):
     model = make_model(unmasked_audio_prob=0.0)
-    batch = model.collate([chat_example(), chat_example(1, 40)], train=True, generator=torch.Generator().manual_seed(3))
+    batch = collate_for(model, [chat_example(), chat_example(1, 40)], train=True, generator=torch.Generator().manual_seed(3))
     full, lean = model(**batch), model(**batch, return_logits=False)
     assert lean.logits is None
     torch.testing.assert_close(full.loss, lean.loss)
@@ -99,7 +100,7 @@ def test_save_and_load_round_trip(make_model, tmp_path):
     assert stat.S_IMODE((tmp_path / "m" / "model.safetensors").stat().st_mode) == 0o666 & ~umask
     loaded = TtTModel.from_pretrained(tmp_path / "m").eval()
     assert loaded.config == model.config and loaded.vocab == model.vocab
-    batch = model.collate([chat_example()], train=True, generator=torch.Generator().manual_seed(0))
+    batch = collate_for(model, [chat_example()], train=True, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(loaded(**batch).logits, model(**batch).logits)
     with pytest.raises(FileNotFoundError, match="no ttt_config.json"):
         TtTModel.from_pretrained(tmp_path)
@@ -109,7 +110,7 @@ def test_official_sample_trains_one_step(make_model, official_samples):
     model = make_model(codebook=16384, unmasked_audio_prob=0.0).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     gen = torch.Generator().manual_seed(0)
-    batch = model.collate(official_samples, train=True, generator=gen)
+    batch = collate_for(model, official_samples, train=True, generator=gen)
     first = model(**batch, return_logits=False)
     assert first.audio_loss > 0 and first.text_loss > 0
     first.loss.backward()
@@ -120,7 +121,7 @@ def test_official_sample_trains_one_step(make_model, official_samples):
 
 def test_gradient_checkpointing_and_bf16(make_model):
     model = make_model(unmasked_audio_prob=0.0).train()
-    batch = model.collate([chat_example()], train=True, generator=torch.Generator().manual_seed(0))
+    batch = collate_for(model, [chat_example()], train=True, generator=torch.Generator().manual_seed(0))
     plain = model(**batch, return_logits=False).loss
     plain.backward()
     g_plain = model.backbone.get_input_embeddings().weight.grad.clone()
@@ -139,7 +140,7 @@ def test_gradient_checkpointing_and_bf16(make_model):
 def test_from_backbone_grows_embeddings(base_tokenizer):
     import copy
 
-    from ttt.backbones import tiny_backbone
+    from ttt.training.backbones import tiny_backbone
 
     tok = copy.deepcopy(base_tokenizer)
     backbone = tiny_backbone(len(tok))

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from helpers import LONG, SHORT
-from ttt.backbones import tiny_backbone
 from ttt.generate import generate
 from ttt.model import TtTModel
+from ttt.training.backbones import tiny_backbone
+from ttt.training.collate import collate_for
 
 MAX_STEPS, CHECK_EVERY = 1500, 50
 EXPECTED = {  # prompt -> (text, audio spans) under greedy decoding
@@ -45,7 +46,7 @@ def trained(base_tokenizer):
     passes = 0  # consecutive checks passed: two in a row, so the answers hold with some margin
     for step in range(1, MAX_STEPS + 1):
         model.train()
-        out = model(**model.collate(encoded * 2, train=True, generator=gen), return_logits=False)
+        out = model(**collate_for(model, encoded * 2, train=True, generator=gen), return_logits=False)
         out.loss.backward()
         opt.step()
         opt.zero_grad()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from reference import reference_generate
-from ttt.backbones import tiny_backbone
+from ttt.training.backbones import tiny_backbone
 from ttt.generate import AudioSpan, GenerationConfig, TextDelta, generate, nar_steps, stream
 from ttt.model import TtTModel
 

@@ -1,4 +1,5 @@
-"""Audio: file I/O and resampling (`io`), the `AudioCodec` interface and the built-in codec (`codec`).
+"""Audio: file I/O and resampling (`io`), the `AudioCodec` interface and the built-in codec (`codec`),
+and `fit`, which trains that codec.
 
 Heavy modules (torch, faster-whisper) load only when a codec is built or used, so importing
 `ttt.audio` is cheap.

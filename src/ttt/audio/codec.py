@@ -88,9 +88,10 @@ class AudioCodec(ABC):
         return codes
 
 
-def load_codec(directory: str | os.PathLike) -> AudioCodec:
-    """Load any registered codec type from a folder written by its `save`."""
-    directory = Path(directory)
+def load_codec(directory: str | os.PathLike | None = None) -> AudioCodec:
+    """Load any registered codec type from a folder written by its `save`; None (no codec asked for)
+    loads the codec shipped in the package."""
+    directory = default_codec_dir() if directory is None else Path(directory)
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{directory}: no config.json (not a saved codec)")
@@ -106,7 +107,7 @@ def default_codec_dir() -> Path:
 
 def load_default_codec() -> AudioCodec:
     """The codec shipped in the package (trained by `ttt codec train`); the Whisper encoder loads lazily."""
-    return load_codec(default_codec_dir())
+    return load_codec(None)
 
 
 @dataclass

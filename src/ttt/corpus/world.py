@@ -105,7 +105,7 @@ def build_world() -> list[Item]:
 def counting_runs() -> list[tuple[str, str]]:
     """Every (request, answer) that counts up or down through 3-9 consecutive numbers of the world, e.g.
     ("count down from seven to three", "seven six five four three"). They state no sum or difference, so
-    they hold out nothing, and they teach the numbers' order, which an unseen sum needs (README, *Counting*:
+    they hold out nothing, and they teach the numbers' order, which an unseen sum needs (reports/counting_experiment.md:
     in text-only runs the seed, not counting, decided held-out accuracy)."""
     runs = []
     for a in range(MAX_NUMBER + 1):

@@ -1,0 +1,65 @@
+"""`ttt eval`: score a TtT model on an eval JSONL file (every task it holds) and write a report."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ttt.cli.common import decoding, decoding_arguments
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval", help="evaluate a model on eval JSONL (ASR, TTS, spoken QA, text QA)",
+        description="Run every task in --data through the model; write metrics.json, items.jsonl, "
+                    "report.md and PNG plots into --out. Malformed lines are reported (file:line) and "
+                    "skipped. Metric definitions: docs/evaluation.md.")
+    p.add_argument("--model", help="TtT model directory (default: the shipped model)")
+    p.add_argument("--data", required=True, help="eval JSONL, e.g. data/built/eval_test.jsonl")
+    p.add_argument("--out", required=True, help="report folder")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object on stdout")
+    p.add_argument("--limit", type=int, help="evaluate only the first N valid items")
+    p.add_argument("--per-task", type=int, metavar="N", help="evaluate only the first N valid items of each task")
+    p.add_argument("--codec", help="codec directory (default: the shipped codec)")
+    decoding_arguments(p)
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="cap on generated tokens per turn")
+    p.add_argument("--seed", type=int, default=0, help="generation and bootstrap seed (default: 0)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from ttt.eval.report import write_report
+    from ttt.eval.harness import Evaluator, read_items, run, select, summarize
+    from ttt.config import is_model_dir
+    from ttt.speech import SpeechLM, default_model_dir
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.model and not is_model_dir(default_model_dir()):
+        raise FileNotFoundError(f"no shipped default model in {default_model_dir()} yet; pass --model DIR")
+    items, skipped = read_items(args.data)
+    items = select(items, args.limit, args.per_task)
+    lm = SpeechLM.from_dir(args.model, args.codec, **decoding(args), max_new_tokens=args.max_new_tokens, seed=args.seed)
+    scorer = None
+    if any(i.task in ("tts", "spoken_qa") for i in items):
+        from ttt.eval.scorer import WhisperScorer
+
+        scorer = WhisperScorer(cpu_threads=args.threads)
+        lm.warm_up()  # timings are of a running model, not of the first call in this process
+    rows = run(Evaluator(lm, scorer), items, skipped, progress=not args.no_progress)
+    metrics = summarize(rows, skipped, seed=args.seed)
+    config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
+              "decoding": lm.generation, "limit": args.limit, "per_task": args.per_task}
+    report = write_report(args.out, metrics, rows, skipped, config)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        log.info("%d items scored, %d lines skipped; report: %s",
+                 sum(len(r) for r in rows.values()), len(skipped), report)
+    return 0

@@ -1,0 +1,76 @@
+"""`ttt export` and `ttt grow`: tools that turn one model directory into another (see `ttt.training.export`
+and `ttt.training.grow` for what they do and why)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ttt.training import export, grow  # cheap: their torch imports wait for the handlers
+
+
+def register(subparsers) -> None:
+    _register_export(subparsers)
+    _register_grow(subparsers)
+
+
+def _register_export(subparsers) -> None:
+    p = subparsers.add_parser("export", help="make a release model directory from a checkpoint",
+                              description=export.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", nargs="+", help="a TtT model directory (a full fine-tuning checkpoint or a run's "
+                   "final/); several are averaged weight by weight")
+    p.add_argument("out", help="the release directory to write (replaced atomically)")
+    p.add_argument("--dtype", choices=export.DTYPES, default="float32", help="weight dtype on disk (default float32)")
+    p.add_argument("--decoding", action="append", default=[], metavar="KEY=VALUE",
+                   help="a decoding default for decoding.json, e.g. --decoding steps=4 --decoding max_last_span=75")
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = export.export_model(args.source, args.out, args.dtype, parse_decoding(args.decoding))
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    what = args.source[0] if len(args.source) == 1 else f"the mean of {len(args.source)} checkpoints"
+    print(f"exported {what} -> {out} ({size / 2**20:.1f} MiB)")
+    return 0
+
+
+def parse_decoding(items: list[str]) -> dict:
+    """`KEY=VALUE` pairs into GenerationConfig fields; values are read as JSON (numbers, true/false, null)."""
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--decoding takes KEY=VALUE, got {item!r}")
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return settings
+
+
+def _register_grow(subparsers) -> None:
+    p = subparsers.add_parser("grow", help="add zero-initialised decoder layers to a trained model",
+                              description=grow.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("source", help="a TtT model directory (a checkpoint or an export)")
+    p.add_argument("out", help="the grown model directory to write; train on with `ttt train --init-from OUT`")
+    p.add_argument("--every", type=int, default=1,
+                   help="insert a copy after every N-th layer (default 1: double the depth)")
+    p.set_defaults(func=_grow)
+
+
+def _grow(args: argparse.Namespace) -> int:
+    import torch
+
+    from ttt.model import TtTModel
+
+    source, out = Path(args.source), Path(args.out)
+    if out.resolve() == source.resolve():
+        raise ValueError("grow into a new directory, not over the model it reads")
+    model = TtTModel.from_pretrained(source, dtype=torch.float32)
+    before = model.backbone.config.num_hidden_layers
+    grow.expand_layers(model, args.every)
+    model.save_pretrained(out)
+    n_params = sum(p.numel() for p in model.backbone.parameters())
+    print(f"grew {source}: {before} -> {model.backbone.config.num_hidden_layers} layers, "
+          f"{n_params / 1e6:.1f} M parameters -> {out}")
+    return 0

@@ -1,0 +1,56 @@
+"""SpeechLM and the `ttt demo / asr / tts / chat` commands on a tiny random model (real codec, real files)."""
+import json
+
+import pytest
+import soundfile as sf
+
+from ttt.cli import main
+from ttt.config import DECODING_FILE, load_decoding
+from ttt.speech import SpeechLM
+
+
+def test_decoding_json_gives_defaults_and_arguments_override_it(tiny_model_dir, tmp_path):
+    assert load_decoding(tiny_model_dir) == {}
+    model_dir = tmp_path / "m"
+    model_dir.mkdir()
+    for f in tiny_model_dir.iterdir():
+        (model_dir / f.name).write_bytes(f.read_bytes())
+    (model_dir / DECODING_FILE).write_text(json.dumps({"steps": 13, "block_length": 26, "stop_threshold": 0.3}))
+    lm = SpeechLM.from_dir(model_dir, steps=None, max_last_span=50)
+    assert lm.generation == {"steps": 13, "block_length": 26, "stop_threshold": 0.3, "max_last_span": 50}
+    assert SpeechLM.from_dir(model_dir, steps=2).generation["steps"] == 2
+    (model_dir / DECODING_FILE).write_text(json.dumps({"stepz": 13}))
+    with pytest.raises(ValueError, match="decoding.json: unknown decoding settings \\['stepz'\\]"):
+        SpeechLM.from_dir(model_dir)
+
+
+def test_demo_writes_answer_text_and_says_when_there_is_no_audio(tiny_model_dir, eval_dir, tmp_path, capsys):
+    """The random model answers in text only: answer.txt is written, no empty or stale answer.wav."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "answer.wav").write_bytes(b"stale")
+    rc = main(["demo", "--model", str(tiny_model_dir), "--wav", str(eval_dir / "wavs" / "q.wav"), "--out", str(out),
+               "--no-score", "--max-last-span", "30", "--threads", "1"])
+    captured = capsys.readouterr()
+    assert rc == 0 and "question:" in captured.out and f"wrote {out / 'answer.txt'}" in captured.out
+    assert (out / "answer.txt").read_text().strip() == captured.out.split("answer: ")[1].split("\n")[0].strip()
+    assert "the model produced no audio" in captured.err and not (out / "answer.wav").exists()
+    assert sf.info(out / "question.wav").duration > 0.5
+
+
+def test_asr_tts_chat_commands(tiny_model_dir, eval_dir, tmp_path, capsys):
+    common = ["--model", str(tiny_model_dir), "--max-last-span", "20", "--steps", "2"]
+    assert main(["asr", str(eval_dir / "wavs" / "q.wav"), *common]) == 0
+    assert main(["tts", "seven plus four", "-o", str(tmp_path / "t.wav"), *common]) == 0
+    assert sf.info(tmp_path / "t.wav").samplerate == 16000
+    assert main(["chat", str(eval_dir / "wavs" / "q.wav"), "-o", str(tmp_path / "c.wav"), *common]) == 0
+    assert (tmp_path / "c.wav").is_file() or "produced no audio" in capsys.readouterr().err
+
+
+def test_missing_model_and_bad_audio_are_clear_errors(eval_dir, tmp_path, capsys):
+    assert main(["asr", str(eval_dir / "wavs" / "q.wav"), "--model", str(tmp_path / "none")]) == 1
+    assert "no TtT model in" in capsys.readouterr().err
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not a wave")
+    assert main(["asr", str(broken), "--model", str(tmp_path / "none")]) == 1
+    assert "broken.wav" in capsys.readouterr().err
