@@ -73,6 +73,11 @@ class AudioCodec(ABC):
     def load(cls, directory: str | os.PathLike) -> "AudioCodec":
         """Rebuild a codec written by `save`."""
 
+    @classmethod
+    def from_source(cls, source: str) -> "AudioCodec":
+        """Build from a local folder or hub id (adapters around others' weights); saved codecs use `load`."""
+        return cls.load(source)
+
     def encode_file(self, path: str | os.PathLike) -> list[int]:
         return self.encode(*load_audio(path))
 
@@ -98,6 +103,20 @@ def load_codec(directory: str | os.PathLike) -> AudioCodec:
     if kind not in CODEC_TYPES:
         raise ValueError(f"{config_path}: unknown codec type {kind!r}; known: {sorted(CODEC_TYPES)}")
     return CODEC_TYPES[kind].load(directory)
+
+
+def open_codec(spec: str | os.PathLike | None) -> AudioCodec:
+    """The codec a command's `--codec` names: None -> the shipped codec; a folder -> `load_codec`;
+    `TYPE:SOURCE` -> that registered type's `from_source(SOURCE)` (a local folder or a hub id)."""
+    if spec is None:
+        return load_default_codec()
+    text = str(spec)
+    kind, sep, source = text.partition(":")
+    if sep and not Path(text).exists() and kind in CODEC_TYPES:
+        return CODEC_TYPES[kind].from_source(source)
+    if sep and not Path(text).exists():
+        raise ValueError(f"--codec {text}: unknown codec type {kind!r}; known: {sorted(CODEC_TYPES)}")
+    return load_codec(text)
 
 
 def default_codec_dir() -> Path:

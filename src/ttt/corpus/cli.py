@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ttt.corpus import importers
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     data = subparsers.add_parser("data", help="synthetic speech corpus")
@@ -56,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="another corpus (repeatable): drop train examples that contain one of its valid/test "
                             "recordings; use it when this corpus adds data to CORPUS's train split")
     build.set_defaults(func=_build)
+    importers.add_import_parser(commands)
 
 
 def _synth(args: argparse.Namespace) -> int:
