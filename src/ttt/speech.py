@@ -42,6 +42,13 @@ def decoding_defaults(model_dir: str | Path) -> dict:
     return settings
 
 
+def model_codec(model_dir: str | Path) -> str | None:
+    """The codec a model directory names in `codec.json` (an imported official model speaks GLM-4-Voice
+    codes, not the shipped codec's), or None for the shipped codec."""
+    path = Path(model_dir) / "codec.json"
+    return json.loads(path.read_text())["codec"] if path.is_file() else None
+
+
 @dataclass
 class SpokenAnswer:
     """What a spoken turn produced: text, the wave of all its audio, and timings."""
@@ -69,14 +76,14 @@ class SpeechLM:
         """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset)."""
         import torch
 
-        from ttt.audio.codec import load_codec, load_default_codec
+        from ttt.audio.codec import open_codec
         from ttt.model import TtTModel
 
         model_dir = Path(model_dir) if model_dir else default_model_dir()
         if not (model_dir / "ttt_config.json").is_file():
             raise FileNotFoundError(f"no TtT model in {model_dir}")
         model = TtTModel.from_pretrained(model_dir, dtype=torch.float32).eval()  # float16 releases upcast
-        codec = load_codec(codec_dir) if codec_dir else load_default_codec()
+        codec = open_codec(codec_dir or model_codec(model_dir))
         chosen = {k: v for k, v in generation.items() if v is not None}
         return cls(model, codec, **{**decoding_defaults(model_dir), **chosen})
 
