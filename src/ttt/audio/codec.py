@@ -23,6 +23,15 @@ from ttt.audio.io import check_wave, load_audio, resample
 log = logging.getLogger(__name__)
 
 CODEC_TYPES: dict[str, type["AudioCodec"]] = {}
+# Adapters around released weights; imported (cheaply: heavy imports stay inside their methods) before a lookup.
+ADAPTER_MODULES = ("ttt.audio.glm4voice", "ttt.audio.mimi")
+
+
+def _register_adapters() -> None:
+    import importlib
+
+    for name in ADAPTER_MODULES:
+        importlib.import_module(name)
 
 
 def register_codec(name: str):
@@ -95,6 +104,7 @@ class AudioCodec(ABC):
 
 def load_codec(directory: str | os.PathLike) -> AudioCodec:
     """Load any registered codec type from a folder written by its `save`."""
+    _register_adapters()
     directory = Path(directory)
     config_path = directory / "config.json"
     if not config_path.is_file():
@@ -107,9 +117,11 @@ def load_codec(directory: str | os.PathLike) -> AudioCodec:
 
 def open_codec(spec: str | os.PathLike | None) -> AudioCodec:
     """The codec a command's `--codec` names: None -> the shipped codec; a folder -> `load_codec`;
-    `TYPE:SOURCE` -> that registered type's `from_source(SOURCE)` (a local folder or a hub id)."""
+    `TYPE:SOURCE` -> that registered type's `from_source(SOURCE)` (a local folder or a hub id), e.g.
+    `glm4voice:THUDM/glm-4-voice-tokenizer` or `mimi:kyutai/mimi`."""
     if spec is None:
         return load_default_codec()
+    _register_adapters()
     text = str(spec)
     kind, sep, source = text.partition(":")
     if sep and not Path(text).exists() and kind in CODEC_TYPES:
