@@ -72,8 +72,10 @@ class SpeechLM:
         self.model, self.codec, self.generation = model, codec, generation
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, **generation) -> "SpeechLM":
-        """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset)."""
+    def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, device: str = "cpu",
+                 **generation) -> "SpeechLM":
+        """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset).
+        On a GPU `device` ("cuda") the model runs in bfloat16 (a 3B model needs ~7 GB), on CPU in float32."""
         import torch
 
         from ttt.audio.codec import open_codec
@@ -82,7 +84,8 @@ class SpeechLM:
         model_dir = Path(model_dir) if model_dir else default_model_dir()
         if not (model_dir / "ttt_config.json").is_file():
             raise FileNotFoundError(f"no TtT model in {model_dir}")
-        model = TtTModel.from_pretrained(model_dir, dtype=torch.float32).eval()  # float16 releases upcast
+        dtype = torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16  # float16 releases upcast
+        model = TtTModel.from_pretrained(model_dir, dtype=dtype).to(device).eval()
         codec = open_codec(codec_dir or model_codec(model_dir))
         chosen = {k: v for k, v in generation.items() if v is not None}
         return cls(model, codec, **{**decoding_defaults(model_dir), **chosen})

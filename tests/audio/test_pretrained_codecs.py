@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from pretrained_checkpoints import glm_checkpoint, mimi_checkpoint
 from ttt.audio.codec import load_codec, open_codec
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -26,42 +27,6 @@ def speech(seconds: float = 2.3, rate: int = 16000) -> tuple[np.ndarray, int]:
         return wave[: int(seconds * sr)], sr
     t = np.arange(int(seconds * rate)) / rate
     return (0.3 * np.sin(2 * np.pi * 140 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), rate
-
-
-def glm_checkpoint(directory: Path, codebook: int = 64, layers: int = 2, prefix: str = "", causal: bool = True,
-                   pool: int = 4, block: int | None = 200, max_positions: int = 1500) -> Path:
-    from safetensors.torch import save_file
-    from transformers import WhisperConfig, WhisperFeatureExtractor
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-    torch.manual_seed(0)
-    config = WhisperConfig(num_mel_bins=16, d_model=32, encoder_layers=layers, encoder_attention_heads=2,
-                           encoder_ffn_dim=64, decoder_layers=1, decoder_attention_heads=2,
-                           max_source_positions=max_positions, pooling_kernel_size=pool, pooling_type="avg",
-                           pooling_position=layers, quantize_position=layers, quantize_vocab_size=codebook,
-                           quantize_encoder_only=True, quantize_causal_block_size=block,
-                           encoder_causal_convolution=causal, encoder_causal_attention=False,
-                           architectures=["WhisperVQEncoder"])
-    encoder = WhisperEncoder(config)
-    tensors = {prefix + k: v.contiguous() for k, v in encoder.state_dict().items() if not k.startswith("layer_norm")}
-    tensors[prefix + "codebook.weight"] = torch.randn(codebook, config.d_model)
-    tensors[prefix + "embed_positions2.weight"] = torch.randn(math.ceil(max_positions / pool), config.d_model)
-    directory.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(directory / "model.safetensors"))
-    config.save_pretrained(directory)
-    WhisperFeatureExtractor(feature_size=16).save_pretrained(directory)
-    return directory
-
-
-def mimi_checkpoint(directory: Path) -> Path:
-    from transformers import MimiConfig, MimiModel
-
-    torch.manual_seed(0)
-    config = MimiConfig(hidden_size=64, num_filters=4, num_hidden_layers=1, num_attention_heads=2,
-                        num_key_value_heads=2, head_dim=32, intermediate_size=64, codebook_size=64, codebook_dim=16,
-                        vector_quantization_hidden_dimension=16, num_quantizers=4, upsample_groups=64)
-    MimiModel(config).save_pretrained(directory)
-    return directory
 
 
 def audio_jsonl(tmp_path: Path) -> Path:

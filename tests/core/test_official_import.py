@@ -135,3 +135,20 @@ def test_speech_lm_takes_the_codec_the_model_directory_names(official_dir, tmp_p
     import_official(official_dir, tmp_path / "ttt", codec=str(default_codec_dir()))  # 1,024 codes: not the model's
     with pytest.raises(ValueError, match="model expects 16384 audio codes but the codec has 1024"):
         SpeechLM.from_dir(tmp_path / "ttt")
+
+
+def test_ttt_asr_runs_an_imported_checkpoint_with_the_glm4voice_tokenizer_it_names(official_dir, tmp_path, capsys):
+    """The offline stand-in for talking to the released model: official layout + GLM-4-Voice tokenizer layout,
+    both tiny and random, through the same commands a user runs (so the transcript itself is noise)."""
+    import numpy as np
+    import soundfile as sf
+
+    from pretrained_checkpoints import glm_checkpoint
+    from ttt.cli import main
+
+    tokenizer = glm_checkpoint(tmp_path / "glm", codebook=CODES)
+    assert main(["import-official", str(official_dir), str(tmp_path / "ttt"), "--codec", f"glm4voice:{tokenizer}"]) == 0
+    capsys.readouterr()
+    t = np.arange(16000) / 16000
+    sf.write(tmp_path / "q.wav", (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
+    assert main(["asr", str(tmp_path / "q.wav"), "--model", str(tmp_path / "ttt"), "--device", "cpu"]) == 0
