@@ -16,8 +16,9 @@ Nothing is remapped: this engine reads every id from the tokenizer (`ttt.vocab.V
 checks that layout (every TtT token present, codes contiguous, the mask id the config names, embeddings
 covering the vocabulary), loads the weights into the stock transformers class (the forked modeling file
 is never imported or run), and writes a `TtTModel` directory with the format the checkpoint was trained
-on (13 text tokens, 26-code spans), a `decoding.json` matching the official inference script, and a
-`codec.json` naming the codec whose codes the model speaks (GLM-4-Voice's tokenizer for the release).
+on (13 text tokens, 26-code spans), a `decoding.json` matching the official inference script, a
+`prompts.json` with the system prompts of the authors' data (ASR, audio chat), and a `codec.json` naming
+the codec whose codes the model speaks (GLM-4-Voice's tokenizer for the release).
 """
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ OFFICIAL_CONFIG_FIELDS = ("mask_token", "audio_token_id_start", "unmasked_audio_
                           "learn_padding", "auto_map")
 # What the official inference script runs (`inference_TtT.py` main: 200 steps over 2,600 tokens in 26-token blocks).
 OFFICIAL_DECODING = {"block_length": 26, "steps": 2}
+# The system prompts of the authors' training data (their sample files), for `ttt asr` / `ttt chat`.
+OFFICIAL_PROMPTS = {
+    "asr": "You are an Automatic Speech Recognition (ASR) model. The user will provide you with an audio input. "
+           "Your task is to transcribe the audio into text and output the result in an interleaved format: "
+           "generate 13 text tokens followed by 26 audio tokens, and repeat this pattern until the transcription "
+           "is complete.",
+    "spoken_qa": "You are an audio-to-audio chat model. The user will provide you with an audio input. Your task "
+                 "is to respond in an interleaved format: generate 13 text tokens followed by 26 audio tokens, and "
+                 "repeat this pattern until the response is complete.",
+}
 DEFAULT_CODEC = "glm4voice:THUDM/glm-4-voice-tokenizer"
 CODEC_FILE = "codec.json"
 _AUDIO = re.compile(r"^<\|audio_(\d+)\|>$")
@@ -128,6 +139,7 @@ def import_official(directory: str | os.PathLike, out: str | os.PathLike, codec:
     out = Path(out)
     model.save_pretrained(out)
     (out / DECODING_FILE).write_text(json.dumps(OFFICIAL_DECODING, indent=2) + "\n")
+    (out / "prompts.json").write_text(json.dumps(OFFICIAL_PROMPTS, indent=2) + "\n")
     if codec:
         (out / CODEC_FILE).write_text(json.dumps({"codec": codec}) + "\n")
     summary = {"source": str(directory), "out": str(out), "layout": asdict(layout), "codec": codec,

@@ -71,6 +71,10 @@ def test_the_official_layout_imports_at_the_official_ids(official_dir, tmp_path)
     assert (model.config.text_chunk, model.config.audio_chunk) == (13, 26)
     assert json.loads((out / "codec.json").read_text()) == {"codec": "glm4voice:/some/tokenizer"}
     assert json.loads((out / "decoding.json").read_text()) == {"block_length": 26, "steps": 2}
+    sample_file = SHARED / "reference" / "official_ttt_asr_samples.json"
+    if sample_file.is_file():  # the ASR prompt is the authors' own
+        asr_prompt = json.loads(sample_file.read_text())[0]["messages"][0]["content"]
+        assert json.loads((out / "prompts.json").read_text())["asr"] == asr_prompt
     from safetensors.torch import load_file
 
     source = load_file(str(official_dir / "model.safetensors"))
@@ -135,6 +139,10 @@ def test_speech_lm_takes_the_codec_the_model_directory_names(official_dir, tmp_p
     import_official(official_dir, tmp_path / "ttt", codec=str(default_codec_dir()))  # 1,024 codes: not the model's
     with pytest.raises(ValueError, match="model expects 16384 audio codes but the codec has 1024"):
         SpeechLM.from_dir(tmp_path / "ttt")
+    (tmp_path / "ttt" / "codec.json").unlink()
+    (tmp_path / "ttt" / "prompts.json").write_text(json.dumps({"sing": "la"}))
+    with pytest.raises(ValueError, match="prompts.json: unknown tasks \\['sing'\\]"):
+        SpeechLM.from_dir(tmp_path / "ttt", codec_dir=str(default_codec_dir()))
 
 
 def test_ttt_asr_runs_an_imported_checkpoint_with_the_glm4voice_tokenizer_it_names(official_dir, tmp_path, capsys):
