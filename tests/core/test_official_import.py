@@ -160,3 +160,23 @@ def test_ttt_asr_runs_an_imported_checkpoint_with_the_glm4voice_tokenizer_it_nam
     t = np.arange(16000) / 16000
     sf.write(tmp_path / "q.wav", (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000)
     assert main(["asr", str(tmp_path / "q.wav"), "--model", str(tmp_path / "ttt"), "--device", "cpu"]) == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (--device cuda runs the model in bfloat16)")
+def test_an_imported_checkpoint_transcribes_on_the_gpu(official_dir, tmp_path):
+    import numpy as np
+
+    from pretrained_checkpoints import glm_checkpoint
+    from ttt.speech import SpeechLM
+
+    import_official(official_dir, tmp_path / "ttt", codec=f"glm4voice:{glm_checkpoint(tmp_path / 'glm', codebook=CODES)}")
+    lm = SpeechLM.from_dir(tmp_path / "ttt", device="cuda", max_new_tokens=40)
+    assert lm.model.device.type == "cuda" and lm.model.backbone.dtype == torch.bfloat16
+    t = np.arange(16000) / 16000
+    assert isinstance(lm.transcribe((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000), str)
+    from ttt.generate import generate  # speech out needs a decoder trained for GLM codes: check the codes only
+
+    result = generate(lm.model, lm._messages("tts", "hi"), force_text="hello there", max_new_tokens=80,
+                      block_length=26, steps=2, max_last_span=26)
+    codes = [c for span in result.audio_spans for c in span]
+    assert codes and all(0 <= c < CODES for c in codes)  # diffusion spans on the GPU with the KV cache

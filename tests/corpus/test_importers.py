@@ -1,4 +1,5 @@
 """`ttt data import`: real recordings (LibriSpeech folder, manifests, a `datasets` dataset) -> codec -> training data."""
+import importlib.util
 import json
 import re
 import shutil
@@ -149,9 +150,19 @@ def test_a_local_datasets_dataset_with_an_audio_column(tmp_path):
                                                                        vocab_size=300))["clips"]["encoded_now"] == 0
 
 
-def test_bad_sources_and_options_are_one_line_errors(tmp_path):
+def test_bad_sources_and_options_are_one_line_errors(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="nowhere: no such manifest"):
         import_data(["nowhere"], tmp_path / "o")
+    if importlib.util.find_spec("datasets"):  # owner/name is tried as a hub dataset; its failure is one line
+        import datasets
+
+        def offline(*args, **kwargs):
+            raise ConnectionError("no network\nsecond line")
+
+        monkeypatch.setattr(datasets, "load_dataset", offline)
+        with pytest.raises(FileNotFoundError, match="nobody/none: no such manifest or folder, and `datasets` could "
+                                                    "not load it as a hub dataset \\(ConnectionError: no network\\)"):
+            import_data(["nobody/none"], tmp_path / "o")
     (tmp_path / "m.txt").write_text("x")
     with pytest.raises(ValueError, match="must be .jsonl or .csv"):
         import_data([str(tmp_path / "m.txt")], tmp_path / "o")

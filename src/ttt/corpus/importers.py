@@ -215,7 +215,11 @@ def load_hf_dataset(spec: str, split: str):
                 raise ValueError(f"{spec}: no split {split!r} (has {sorted(data)}); pick one with --hf-split")
             data = data[split]
         return data
-    return datasets.load_dataset(spec, split=split)
+    try:
+        return datasets.load_dataset(spec, split=split)
+    except Exception as err:  # noqa: BLE001 - offline, unknown id, bad split: one line for the user
+        raise FileNotFoundError(f"{spec}: no such manifest or folder, and `datasets` could not load it as a hub "
+                                f"dataset ({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
 
 
 def read_hf_source(spec: str, split: str, opts: ImportOptions, audio_dir: Path) -> Iterator[Clip | Skip]:
