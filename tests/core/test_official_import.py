@@ -1,6 +1,7 @@
 """`ttt import-official`: a checkpoint laid out as the released TtT-3B (Qwen2.5 vocabulary, <|audio|> at 151684,
 codes from 151685, mask 168069, then the two span closers) becomes a TtT model this engine decodes."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -180,3 +181,35 @@ def test_an_imported_checkpoint_transcribes_on_the_gpu(official_dir, tmp_path):
                       block_length=26, steps=2, max_last_span=26)
     codes = [c for span in result.audio_spans for c in span]
     assert codes and all(0 <= c < CODES for c in codes)  # diffusion spans on the GPU with the KV cache
+
+
+@pytest.mark.skipif(not Path("/usr/share/pocketsphinx/test/data/librivox/transcription").is_file(),
+                    reason="Debian package pocketsphinx-testdata (real LibriVox clips) not installed")
+def test_fine_tune_an_imported_checkpoint_on_imported_speech(official_dir, tmp_path):
+    """docs/byo.md's fine-tuning recipe offline: real clips -> GLM-4-Voice codes chunked in the official
+    tokenizer's tokens -> `ttt train --init-from` the imported model, two steps."""
+    import re
+    import shutil
+
+    from pretrained_checkpoints import glm_checkpoint
+    from ttt.cli import main
+
+    librivox = Path("/usr/share/pocketsphinx/test/data/librivox")
+    chapter = tmp_path / "libri" / "1" / "2"
+    chapter.mkdir(parents=True)
+    lines = []
+    for text, utt in re.findall(r"<s> (.*) </s> \((\S+)\)", (librivox / "transcription").read_text()):
+        shutil.copy(librivox / f"{utt}.wav", chapter / f"1-2-{utt[-4:]}.wav")
+        lines.append(f"1-2-{utt[-4:]} {text}")
+    (chapter / "1-2.trans.txt").write_text("\n".join(lines) + "\n")
+    codec = f"glm4voice:{glm_checkpoint(tmp_path / 'glm', codebook=CODES)}"
+    assert main(["import-official", str(official_dir), str(tmp_path / "ttt"), "--codec", codec]) == 0
+    data = tmp_path / "data"
+    assert main(["data", "import", str(tmp_path / "libri"), "--out", str(data), "--tokenizer", str(official_dir),
+                 "--codec", codec]) == 0
+    assert json.loads((data / "build_card.json").read_text())["codebook_size"] == CODES
+    assert main(["train", "--init-from", str(tmp_path / "ttt"), "--set", f"data.train={data / 'train.jsonl'}",
+                 "--set", "data.valid=null", "--set", "data.valid_fraction=0.2", "--out", str(tmp_path / "run"),
+                 "--max-steps", "2", "--batch-size", "2", "--precision", "fp32"]) == 0
+    steps = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in steps if "loss" in r][-1] == 2
