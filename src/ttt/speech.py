@@ -6,6 +6,7 @@ vocoded as it is committed (a fixed span whole, the final span block by block), 
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +24,26 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("ttt") / "assets" / "model"))
 
 
+def model_prompts(model_dir: str | Path) -> dict:
+    """Per-task system prompts a model directory names in `prompts.json` (a model trained on other data, such
+    as the released TtT checkpoint, answers best to its own prompts); {} keeps `ttt.format.SYSTEM`."""
+    path = Path(model_dir) / "prompts.json"
+    if not path.is_file():
+        return {}
+    prompts = json.loads(path.read_text())
+    unknown = set(prompts) - set(SYSTEM)
+    if unknown:
+        raise ValueError(f"{path}: unknown tasks {sorted(unknown)} (known: {sorted(SYSTEM)})")
+    return prompts
+
+
+def model_codec(model_dir: str | Path) -> str | None:
+    """The codec a model directory names in `codec.json` (an imported official model speaks GLM-4-Voice
+    codes, not the shipped codec's), or None for the shipped codec."""
+    path = Path(model_dir) / "codec.json"
+    return json.loads(path.read_text())["codec"] if path.is_file() else None
+
+
 @dataclass
 class SpokenAnswer:
     """What a spoken turn produced: text, the wave of all its audio, and timings."""
@@ -38,26 +59,30 @@ class SpokenAnswer:
 class SpeechLM:
     """A TtT model with its codec; `from_dir` loads both (the shipped defaults when no path is given)."""
 
-    def __init__(self, model, codec, **generation) -> None:
+    def __init__(self, model, codec, system: dict | None = None, **generation) -> None:
         if model.config.audio_codebook_size != codec.codebook_size:
             raise ValueError(
                 f"model expects {model.config.audio_codebook_size} audio codes but the codec has {codec.codebook_size}"
             )
         self.model, self.codec, self.generation = model, codec, generation
+        self.system = {**SYSTEM, **(system or {})}  # per-task system prompts: the model's training data's
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, **generation) -> "SpeechLM":
-        """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset)."""
+    def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, device: str = "cpu",
+                 **generation) -> "SpeechLM":
+        """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset).
+        On a GPU `device` ("cuda") the model runs in bfloat16 (a 3B model needs ~7 GB), on CPU in float32."""
         import torch
 
-        from ttt.audio.codec import load_codec
+        from ttt.audio.codec import open_codec
         from ttt.model import TtTModel
 
         model_dir = check_model_dir(model_dir or default_model_dir())
-        model = TtTModel.from_pretrained(model_dir, dtype=torch.float32).eval()  # float16 releases upcast
-        codec = load_codec(codec_dir or None)
+        dtype = torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16  # float16 releases upcast
+        model = TtTModel.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+        codec = open_codec(codec_dir or model_codec(model_dir))
         chosen = {k: v for k, v in generation.items() if v is not None}
-        return cls(model, codec, **{**load_decoding(model_dir), **chosen})
+        return cls(model, codec, system=model_prompts(model_dir), **{**load_decoding(model_dir), **chosen})
 
     def warm_up(self) -> None:
         """Speak one word, encode it back and throw both away, so that the next turn's timings (time to
@@ -69,7 +94,7 @@ class SpeechLM:
             self.codec.encode(said.wave, said.sample_rate)
 
     def _messages(self, task: str, user: str) -> list[dict]:
-        return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user}]
+        return [{"role": "system", "content": self.system[task]}, {"role": "user", "content": user}]
 
     def _audio_prompt(self, wave: np.ndarray, sample_rate: int) -> str:
         return input_audio(self.codec.encode(wave, sample_rate))

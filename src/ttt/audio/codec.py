@@ -23,6 +23,15 @@ from ttt.audio.io import check_wave, load_audio, resample
 log = logging.getLogger(__name__)
 
 CODEC_TYPES: dict[str, type["AudioCodec"]] = {}
+# Adapters around released weights; imported (cheaply: heavy imports stay inside their methods) before a lookup.
+ADAPTER_MODULES = ("ttt.audio.glm4voice", "ttt.audio.mimi")
+
+
+def _register_adapters() -> None:
+    import importlib
+
+    for name in ADAPTER_MODULES:
+        importlib.import_module(name)
 
 
 def register_codec(name: str):
@@ -73,6 +82,11 @@ class AudioCodec(ABC):
     def load(cls, directory: str | os.PathLike) -> "AudioCodec":
         """Rebuild a codec written by `save`."""
 
+    @classmethod
+    def from_source(cls, source: str) -> "AudioCodec":
+        """Build from a local folder or hub id (adapters around others' weights); saved codecs use `load`."""
+        return cls.load(source)
+
     def encode_file(self, path: str | os.PathLike) -> list[int]:
         return self.encode(*load_audio(path))
 
@@ -91,6 +105,7 @@ class AudioCodec(ABC):
 def load_codec(directory: str | os.PathLike | None = None) -> AudioCodec:
     """Load any registered codec type from a folder written by its `save`; None (no codec asked for)
     loads the codec shipped in the package."""
+    _register_adapters()
     directory = default_codec_dir() if directory is None else Path(directory)
     config_path = directory / "config.json"
     if not config_path.is_file():
@@ -99,6 +114,22 @@ def load_codec(directory: str | os.PathLike | None = None) -> AudioCodec:
     if kind not in CODEC_TYPES:
         raise ValueError(f"{config_path}: unknown codec type {kind!r}; known: {sorted(CODEC_TYPES)}")
     return CODEC_TYPES[kind].load(directory)
+
+
+def open_codec(spec: str | os.PathLike | None) -> AudioCodec:
+    """The codec a command's `--codec` names: None -> the shipped codec; a folder -> `load_codec`;
+    `TYPE:SOURCE` -> that registered type's `from_source(SOURCE)` (a local folder or a hub id), e.g.
+    `glm4voice:THUDM/glm-4-voice-tokenizer` or `mimi:kyutai/mimi`."""
+    if spec is None:
+        return load_default_codec()
+    _register_adapters()
+    text = str(spec)
+    kind, sep, source = text.partition(":")
+    if sep and not Path(text).exists() and kind in CODEC_TYPES:
+        return CODEC_TYPES[kind].from_source(source)
+    if sep and not Path(text).exists():
+        raise ValueError(f"--codec {text}: unknown codec type {kind!r}; known: {sorted(CODEC_TYPES)}")
+    return load_codec(text)
 
 
 def default_codec_dir() -> Path:

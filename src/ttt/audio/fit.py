@@ -181,3 +181,38 @@ def train_decoder(items, decoder_config: DecoderConfig, config: CodecFitConfig, 
                 bar.set_postfix(l1=f"{np.mean(losses[-50:]):.3f}")
     decoder.eval()
     return decoder, losses
+
+
+def train_code_decoder(codec, data: list[str | Path], out_dir: str | Path, config: CodecFitConfig = CodecFitConfig()):
+    """Train a `MelDecoder` for the codes of a codec around released weights (`ttt.audio.pretrained`), on
+    the target voice's rows of `data` (all rows when `target_voice` is empty); save the codec with it to
+    `out_dir` (its config names the released weights, which are not copied) and return it reloaded."""
+    from dataclasses import asdict
+
+    start = time.time()
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    mel_config = MelConfig()
+    upsample = mel_config.frame_rate / codec.frame_rate
+    if upsample != int(upsample):
+        raise ValueError(f"the decoder needs a whole number of {mel_config.frame_rate:g} Hz mel frames per code; "
+                         f"this codec has {codec.frame_rate:g} codes/s")
+    rows = [r for r in read_rows(data) if is_target(r, config.target_voice)]
+    if not rows:
+        raise ValueError(f"no rows with a voice starting with {config.target_voice!r} in {data}")
+    rows = _subsample(rows, config.max_decoder_utterances, rng)
+    mel = MelSpectrogram(mel_config)
+    items = []
+    for row in tqdm(rows, desc="encode", unit="utt"):
+        wave, sr = load_audio(row["audio"])
+        codes = torch.tensor(codec.encode(wave, sr), dtype=torch.long)
+        items.append((codes, mel(resample(wave, sr, mel_config.sample_rate))[: len(codes) * int(upsample)]))
+    decoder_config = DecoderConfig(codebook_size=codec.codebook_size, code_dim=0, upsample=int(upsample),
+                                   n_mels=mel_config.n_mels, dim=config.dim)
+    decoder, losses = train_decoder(items, decoder_config, config, torch.empty(0))
+    trained_on = {"data": [str(p) for p in data], "decoder_utterances": len(items), "steps": config.steps,
+                  "final_train_l1": losses[-1] if losses else None, "minutes": round((time.time() - start) / 60, 1)}
+    codec.attach_decoder(asdict(decoder_config), mel_config.to_dict(), decoder.state_dict(), trained_on=trained_on)
+    codec.save(out_dir)
+    log.info("saved %s codec with a trained decoder to %s", codec.codec_type, out_dir)
+    return type(codec).load(out_dir)

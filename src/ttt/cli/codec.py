@@ -23,30 +23,33 @@ def register(subparsers) -> None:
     train.add_argument("--target-voice", default="piper", help="voice-name prefix the decoder renders")
     train.add_argument("--max-utterances", type=int, default=4000, help="cap per stage (k-means, decoder)")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--encoder", metavar="TYPE:SOURCE",
+                       help="keep this codec's encoder (e.g. glm4voice:DIR, mimi:DIR or a hub id) and train only a "
+                            "decoder for its codes (--target-voice '' trains on every row)")
     train.set_defaults(func=_train)
 
     encode = sub.add_parser("encode", help="print the codes of an audio file")
     encode.add_argument("file", type=Path)
-    encode.add_argument("--codec", type=Path, help="saved codec folder (default: the shipped codec)")
+    encode.add_argument("--codec", help="saved codec folder or TYPE:SOURCE (default: the shipped codec)")
     encode.set_defaults(func=_encode)
 
     decode = sub.add_parser("decode", help="render codes to a wav file")
     decode.add_argument("--codes", required=True, help="codes separated by spaces/commas, or @FILE to read them from a file")
     decode.add_argument("-o", "--output", required=True, type=Path)
-    decode.add_argument("--codec", type=Path)
+    decode.add_argument("--codec", help="saved codec folder or TYPE:SOURCE (default: the shipped codec)")
     decode.set_defaults(func=_decode)
 
     roundtrip = sub.add_parser("roundtrip", help="encode then decode a file (to hear what the codec keeps)")
     roundtrip.add_argument("file", type=Path)
     roundtrip.add_argument("-o", "--output", required=True, type=Path)
-    roundtrip.add_argument("--codec", type=Path)
+    roundtrip.add_argument("--codec", help="saved codec folder or TYPE:SOURCE (default: the shipped codec)")
     roundtrip.set_defaults(func=_roundtrip)
 
 
-def _codec(path: Path | None):
-    from ttt.audio.codec import load_codec
+def _codec(spec: str | None):
+    from ttt.audio.codec import open_codec
 
-    return load_codec(path)
+    return open_codec(spec)
 
 
 def parse_codes(text: str) -> list[int]:
@@ -73,7 +76,17 @@ def _train(args: argparse.Namespace) -> int:
         max_decoder_utterances=args.max_utterances,
         seed=args.seed,
     )
-    codec = train_codec(args.data, args.out, config)
+    if args.encoder:
+        from ttt.audio.codec import open_codec
+        from ttt.audio.pretrained import PretrainedCodec
+        from ttt.audio.fit import train_code_decoder
+
+        encoder = open_codec(args.encoder)
+        if not isinstance(encoder, PretrainedCodec):
+            raise ValueError(f"--encoder {args.encoder}: not a codec around released weights (use TYPE:SOURCE)")
+        codec = train_code_decoder(encoder, args.data, args.out, config)
+    else:
+        codec = train_codec(args.data, args.out, config)
     print(f"saved {args.out}: {codec.codebook_size} codes at {codec.frame_rate:g} codes/s")
     return 0
 

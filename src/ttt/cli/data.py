@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+
+from ttt.corpus import importers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -56,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="another corpus (repeatable): drop train examples that contain one of its valid/test "
                             "recordings; use it when this corpus adds data to CORPUS's train split")
     build.set_defaults(func=_build)
+    _register_import(commands)
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -92,4 +96,53 @@ def _build(args: argparse.Namespace) -> int:
                  codes_from=Path(args.codes_from) if args.codes_from else None,
                  exclude_eval_of=[Path(p) for p in args.exclude_eval_of])
     print(json.dumps(card, indent=2))
+    return 0
+
+
+def _register_import(commands) -> None:
+    """`ttt data import` (`ttt.corpus.importers`)."""
+    p = commands.add_parser(
+        "import", help="real speech (manifest, datasets, LibriSpeech folder) -> codec -> chat-format training data",
+        description="Encode real recordings with an audio codec and write what `ttt data build` writes "
+                    "({split}.jsonl in the official TtT chat format, eval_{split}.jsonl, tokenizer/, build_card.json), "
+                    "plus skipped.jsonl: every row or example left out, with file:line and reason. Codes are cached "
+                    "in OUT/codes.jsonl, so an interrupted import resumes and a re-run encodes only new files.")
+    p.add_argument("sources", nargs="+", metavar="[SPLIT=]SOURCE",
+                   help="a .jsonl/.csv manifest (audio, text[, id, task, answer, answer_audio, speaker, split]), a "
+                        "LibriSpeech-style folder (*.trans.txt), or a `datasets` save_to_disk folder / hub id; "
+                        "SPLIT is train (default), valid or test")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--codec", help="codec: a saved codec folder, or TYPE:SOURCE for an adapter "
+                                   "(e.g. mimi:DIR_OR_HUB_ID); default: the shipped codec")
+    p.add_argument("--tasks", default=",".join(importers.DEFAULT_TASKS),
+                   help="templates for clips without a task column: asr, tts or both (default: %(default)s); "
+                        "clips with an answer also give spoken QA")
+    p.add_argument("--tts-speaker", action="append", default=[], metavar="ID",
+                   help="only these speakers' clips become TTS targets (repeatable; TtT speaks in the voice it "
+                        "learned, so a single target voice is what the paper's setup trains)")
+    p.add_argument("--max-seconds", type=float, help="skip clips longer than this")
+    p.add_argument("--lowercase", action="store_true", help="lowercase transcripts and answers (e.g. LibriSpeech)")
+    p.add_argument("--workers", type=int, default=1, help="encoding processes (default: 1)")
+    p.add_argument("--text-chunk", type=int, default=13, help="text tokens per chunk (default: 13)")
+    p.add_argument("--audio-chunk", type=int, default=26, help="codes per fixed span (default: 26)")
+    p.add_argument("--vocab-size", type=int, default=1024, help="size of the BPE trained on the text (default: 1024)")
+    p.add_argument("--tokenizer", metavar="PATH", help="an existing tokenizer (HF folder or .gguf) instead of a BPE")
+    p.add_argument("--hf-split", default="train", help="split of a `datasets` DatasetDict or hub dataset (default: train)")
+    p.add_argument("--audio-column", default="audio", help="`datasets` audio column (default: audio)")
+    p.add_argument("--text-column", help=f"`datasets` transcript column (default: first of {', '.join(importers.TEXT_COLUMNS)})")
+    p.add_argument("--answer-column", help="`datasets` column with an answer to the spoken question (spoken QA)")
+    p.add_argument("--speaker-column", help=f"`datasets` speaker column (default: first of {', '.join(importers.SPEAKER_COLUMNS)})")
+    p.set_defaults(func=_import)
+
+
+def _import(args: argparse.Namespace) -> int:
+    opts = importers.ImportOptions(
+        tasks=tuple(t.strip() for t in args.tasks.split(",") if t.strip()), text_chunk=args.text_chunk,
+        audio_chunk=args.audio_chunk, vocab_size=args.vocab_size, tokenizer=args.tokenizer, workers=args.workers,
+        max_seconds=args.max_seconds, lowercase=args.lowercase, tts_speakers=tuple(args.tts_speaker),
+        hf_split=args.hf_split, audio_column=args.audio_column, text_column=args.text_column,
+        answer_column=args.answer_column, speaker_column=args.speaker_column)
+    card = importers.import_data(args.sources, args.out, args.codec, opts)
+    print(json.dumps({k: card[k] for k in ("examples", "tasks", "clips", "audio_hours", "skipped")}, indent=2))
+    print(f"training data written to {args.out} (what was left out and why: {args.out}/skipped.jsonl)")
     return 0

@@ -1,17 +1,19 @@
-"""`ttt export` and `ttt grow`: tools that turn one model directory into another (see `ttt.training.export`
-and `ttt.training.grow` for what they do and why)."""
+"""`ttt export`, `ttt grow` and `ttt import-official`: tools that turn one model directory into another (see
+`ttt.training.export`, `ttt.training.grow` and `ttt.official` for what they do and why)."""
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
 
+from ttt import official
 from ttt.training import export, grow  # cheap: their torch imports wait for the handlers
 
 
 def register(subparsers) -> None:
     _register_export(subparsers)
     _register_grow(subparsers)
+    _register_import_official(subparsers)
 
 
 def _register_export(subparsers) -> None:
@@ -73,4 +75,26 @@ def _grow(args: argparse.Namespace) -> int:
     n_params = sum(p.numel() for p in model.backbone.parameters())
     print(f"grew {source}: {before} -> {model.backbone.config.num_hidden_layers} layers, "
           f"{n_params / 1e6:.1f} M parameters -> {out}")
+    return 0
+
+
+def _register_import_official(subparsers) -> None:
+    p = subparsers.add_parser(
+        "import-official", help="turn the authors' released TtT checkpoint into a model directory this engine runs",
+        description="Check the official checkpoint's token layout (TtT specials, contiguous <|audio_N|> ids, the "
+                    "mask id its config names), load its weights into the stock transformers class (its forked "
+                    "modeling file is never run) and write a TtT model directory for `ttt chat/asr/tts --model OUT`.")
+    p.add_argument("source", help="official checkpoint directory (config.json, weights, tokenizer)")
+    p.add_argument("out", help="TtT model directory to write")
+    p.add_argument("--codec", default=official.DEFAULT_CODEC,
+                   help="codec the model's codes belong to, recorded in OUT/codec.json and used by `ttt chat` etc. "
+                        "when no --codec is given (default: %(default)s); 'none' records none")
+    p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"),
+                   help="weights' dtype in OUT (default: as stored)")
+    p.set_defaults(func=_import_official)
+
+
+def _import_official(args: argparse.Namespace) -> int:
+    summary = official.import_official(args.source, args.out, None if args.codec == "none" else args.codec, args.dtype)
+    print(json.dumps(summary, indent=2))
     return 0

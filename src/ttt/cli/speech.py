@@ -15,9 +15,12 @@ DEMO_VOICE = "flite-rms"
 def register(subparsers: argparse._SubParsersAction) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", help="TtT model directory (default: the shipped model)")
-        p.add_argument("--codec", help="codec directory (default: the shipped codec)")
+        p.add_argument("--codec", help="codec directory or TYPE:SOURCE, e.g. glm4voice:DIR (default: the model "
+                                       "directory's codec.json, else the shipped codec)")
         decoding_arguments(p)
         p.add_argument("--threads", type=int, help="torch CPU threads")
+        p.add_argument("--device", default="cpu", help="where the model runs: cpu (default, float32) or cuda "
+                                                       "(bfloat16); the codec runs on the CPU")
 
     demo = subparsers.add_parser(
         "demo", help="ask the shipped model a spoken question and write its spoken answer",
@@ -59,7 +62,7 @@ def _load(args: argparse.Namespace):
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    return SpeechLM.from_dir(args.model, args.codec, **decoding(args))
+    return SpeechLM.from_dir(args.model, args.codec, device=args.device, **decoding(args))
 
 
 def _read(path: str):
