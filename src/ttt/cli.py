@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "ttt.eval_cli",
     "ttt.export",
     "ttt.grow",
+    "ttt.serve.cli",
 ]
 
 
