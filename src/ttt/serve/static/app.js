@@ -110,7 +110,7 @@ function handle(ev) {
       break;
     case "turn": {
       const t = turnBubbles(ev.turn);
-      t.user = bubble("user", ev.input === "text" ? ev.text : `🎤 ${ev.seconds.toFixed(1)} s of speech`);
+      t.user = bubble("user", ev.input === "text" ? ev.text : `(spoken question, ${ev.seconds.toFixed(1)} s)`);
       $("conversation").append(t.assistant);  // the answer goes below its question
       t.assistant.dataset.turn = ev.turn;
       setStatus("answering…");
@@ -243,7 +243,7 @@ async function stopRecording() {
   rec.source.disconnect();
   rec.node.disconnect();
   for (const track of rec.stream.getTracks()) track.stop();
-  $("record").textContent = "🎤 Record";
+  $("record").textContent = "● Record";
   $("record").classList.remove("recording");
   $("level").firstElementChild.style.width = "0";
   const first = rec.loud.indexOf(true);
