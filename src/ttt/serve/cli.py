@@ -23,8 +23,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--max-upload-mb", type=float, default=4.0, help="largest audio upload in MiB (default: 4)")
     p.add_argument("--max-audio-seconds", type=float, default=20.0, help="longest spoken question (default: 20)")
-    p.add_argument("--max-history-turns", type=int, default=4,
-                   help="earlier turns kept in each conversation's prompt (default: 4; 0 = single-turn)")
+    p.add_argument("--max-history-turns", type=int, default=0,
+                   help="earlier turns of a conversation put back into the prompt (default: 0, because the "
+                        "shipped model was trained on single turns and answers worse after one; raise it for "
+                        "a model trained on conversations)")
     p.add_argument("--max-sessions", type=int, default=64, help="websocket clients at once (default: 64)")
     decoding_arguments(p)
     return p
