@@ -5,6 +5,7 @@ shows the streamed answer and plays each audio chunk as it arrives. Needs Debian
 chromium-driver (`make setup` installs them as root); a screenshot goes to test-artifacts/serve_page.png."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -65,8 +66,23 @@ def test_page_hears_the_question_and_streams_a_spoken_answer(live_server, chromi
     assert "nine" in answer.lower().split() and received >= 1, (answer, received)
     # every chunk that arrived is decoded and played to its end by the page's AudioContext
     wait.until(lambda d: int(stats.get_attribute("data-played")) == received)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    chromium.save_screenshot(str(ARTIFACTS / "serve_page.png"))
     assert "six plus three" in heard.lower(), heard
+
+    # a slider changes this connection's decoding; a typed question is answered in text and speech too
+    chromium.execute_script("const s = document.getElementById('knob-steps'); s.value = 2;"
+                            "s.dispatchEvent(new Event('change'));")
+    wait.until(lambda d: d.find_element(By.ID, "settings").get_attribute("data-confirmed"))
+    assert json.loads(chromium.find_element(By.ID, "settings").get_attribute("data-confirmed"))["steps"] == 2
+    chromium.find_element(By.ID, "question").send_keys("what is six plus three")
+    chromium.find_element(By.ID, "send").click()
+    wait.until(lambda d: d.execute_script("return document.body.dataset.turnsDone") == "2")
+    answers = chromium.find_elements(By.CSS_SELECTOR, "#conversation li.assistant .text")
+    assert len(answers) == 2 and "nine" in answers[1].text.lower().split(), [a.text for a in answers]
+    wait.until(lambda d: int(stats.get_attribute("data-played")) == int(stats.get_attribute("data-received")))
+    assert int(stats.get_attribute("data-received")) > received
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    chromium.save_screenshot(str(ARTIFACTS / "serve_page.png"))  # both turns listed, steps at 2
+    chromium.find_element(By.ID, "reset").click()
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#conversation li"))
     severe = [e for e in chromium.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe

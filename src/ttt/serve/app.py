@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
 from typing import Any
@@ -80,7 +81,14 @@ class _Server:
 def create_app(lm: SpeechLM, limits: ServeLimits | None = None, info: dict | None = None) -> FastAPI:
     """The app around a loaded `SpeechLM`; `info` adds fields to `GET /v1/model` (e.g. the model path)."""
     server = _Server(lm, limits or ServeLimits(), dict(info or {}))
-    app = FastAPI(title="ttt serve", summary="TtT speech-text model: streamed spoken conversation")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        server.workers.shutdown(wait=False, cancel_futures=True)  # queued turns of a stopping server
+
+    app = FastAPI(title="ttt serve", summary="TtT speech-text model: streamed spoken conversation",
+                  lifespan=lifespan)
     app.state.server = server
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ttt.generate import AudioSpan, TextDelta, generate
+from ttt.generate import AudioSpan, Generation, TextDelta
 from ttt.serve.audio_input import wav_bytes
 from ttt.speech import SYSTEM, SpeechLM, SpokenAnswer
 
@@ -66,6 +66,8 @@ def run_turn(lm: SpeechLM, conversation: Conversation, emit: Callable[[dict], No
     text-chat task (the model was trained to answer typed questions in text only), then spoken by the TTS
     task, so both kinds of turn end in speech. Returns the `done` event and the
     answer (None when the model wrote no text to speak)."""
+    if wave is None and not (text or "").strip():
+        raise ValueError("empty text message")
     conversation.turns += 1
     turn, start = conversation.turns, time.perf_counter()
     first_audio: list[float] = []
@@ -96,17 +98,15 @@ def run_turn(lm: SpeechLM, conversation: Conversation, emit: Callable[[dict], No
                             on_text, on_chunk, **settings)
         text_out = answer.text
     else:
-        text = (text or "").strip()
-        if not text:
-            raise ValueError("empty text message")
+        text = text.strip()
         user = {"role": "user", "content": text}
         emit({"type": "turn", "turn": turn, "input": "text", "text": text})
         history = conversation.fitted(lm, SYSTEM["text_chat"], user)
         messages = [{"role": "system", "content": SYSTEM["text_chat"]}, *history, user]
-        written = generate(lm.model, messages, **{**lm.generation, **settings})  # text only: tens of ms
-        for event in written.events:
+        written = Generation(lm.model, messages, **{**lm.generation, **settings})
+        for event in written:
             on_text(event)
-        text_out = written.text.strip()
+        text_out = written.result.text.strip()
         answer = lm.speak(text_out, on_chunk=on_chunk, on_event=lambda e: check(), **settings) if text_out else None
     check()
     assistant = answer.turn[1] if answer is not None else {"role": "assistant", "content": text_out}

@@ -10,7 +10,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   ws: null, audio: null, worklet: false, playHead: 0, playChain: Promise.resolve(), sources: new Set(),
   received: 0, played: 0, done: 0, busy: false, recording: null, settings: {}, defaults: {}, knobs: [],
-  maxSeconds: 20, turns: {},
+  maxSeconds: 20, maxHistory: 0, turns: {},
 };
 
 function setStatus(text) { $("status").textContent = text; }
@@ -104,6 +104,7 @@ function handle(ev) {
   switch (ev.type) {
     case "ready":
       state.maxSeconds = ev.limits.max_audio_seconds;
+      state.maxHistory = ev.limits.max_history_turns;
       applySettings(ev.settings);
       enable(true);
       setStatus("ready");
@@ -128,7 +129,8 @@ function handle(ev) {
       const t = turnBubbles(ev.turn);
       const first = ev.first_audio_s === null ? "no audio" : `first audio after ${ev.first_audio_s.toFixed(2)} s`;
       t.assistant.querySelector(".meta").textContent =
-        `${first}; ${ev.audio_seconds.toFixed(1)} s of speech in ${ev.wall_s.toFixed(2)} s; ${ev.history_turns} turn(s) in memory`;
+        `${first}; ${ev.audio_seconds.toFixed(1)} s of speech in ${ev.wall_s.toFixed(2)} s` +
+        (state.maxHistory ? `; ${ev.history_turns} of at most ${state.maxHistory} turn(s) in the model's memory` : "");
       if (ev.heard !== undefined && t.user) t.user.querySelector(".meta").textContent = `the model heard: “${ev.heard}”`;
       state.done += 1;
       state.busy = false;
@@ -138,6 +140,7 @@ function handle(ev) {
     }
     case "settings":
       applySettings(ev.settings);
+      $("settings").dataset.confirmed = JSON.stringify(ev.settings);  // what the server now decodes with
       break;
     case "reset":
       stopPlayback();
