@@ -2,6 +2,7 @@
 
     python -m benchmarks.serve_load                       # 1 and 8 clients, 2 spoken turns each
     python -m benchmarks.serve_load --clients 1 4 16 --turns 3 --threads 2 --json serve_load.json
+    python -m benchmarks.serve_load --clients 1 8 --device cuda   # the Transformer on a GPU
 
 Starts the real command (`python -m ttt.cli serve`, the shipped model unless --model) on a free port,
 then for each client count opens that many websocket connections at once; each speaks the shipped
@@ -44,6 +45,7 @@ def start_server(port: int, args: argparse.Namespace) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "ttt.cli", "serve", "--port", str(port), "--threads", str(args.threads)]
     if args.model:
         cmd += ["--model", args.model]
+    cmd += ["--device", args.device]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -126,6 +128,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=2, help="spoken turns per client")
     parser.add_argument("--threads", type=int, default=1, help="the server's torch threads")
     parser.add_argument("--model", help="model directory (default: the shipped model)")
+    parser.add_argument("--device", default="cpu", help="the server's --device (cpu, cuda)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
     port = free_port()
@@ -139,7 +142,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     print(f"server RSS after start-up: {idle_mb} MB; {args.turns} spoken turns per client; "
-          f"{psutil.cpu_count()} CPUs, server on {args.threads} torch thread(s)")
+          f"{psutil.cpu_count()} CPUs, server on {args.device} with {args.threads} torch thread(s)")
     print("| clients | answers (correct) | answers/s | first audio p50 / p95 | answer p50 | peak RSS |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:

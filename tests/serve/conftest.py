@@ -1,6 +1,8 @@
 """One shipped model for every serve test (loading takes seconds), and the shipped spoken question."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ttt.speech import default_model_dir
@@ -21,6 +23,11 @@ def speech_lm():
     lm = SpeechLM.from_dir()
     lm.warm_up()
     return lm
+
+
+@pytest.fixture(scope="session")
+def question_wav() -> Path:
+    return QUESTION_WAV
 
 
 @pytest.fixture(scope="session")

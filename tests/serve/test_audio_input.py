@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from conftest import QUESTION_WAV
 from ttt.serve.audio_input import decode_audio, wav_bytes
 
 
 @pytest.fixture(scope="module")
-def question():
-    return sf.read(QUESTION_WAV, dtype="float32")
+def question(question_wav):
+    return sf.read(question_wav, dtype="float32")
 
 
 @pytest.mark.parametrize("fmt, subtype", [("WAV", "PCM_16"), ("FLAC", "PCM_16"), ("OGG", "VORBIS")])

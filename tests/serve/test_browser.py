@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUESTION_WAV
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed: pip install -e '.[dev]'")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -23,7 +22,7 @@ ARTIFACTS = Path(os.environ.get("TTT_TEST_ARTIFACTS", Path(__file__).resolve().p
 
 
 @pytest.fixture
-def chromium():
+def chromium(question_wav):
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not browser or not driver:
         pytest.skip("no chromium/chromedriver on PATH: apt-get install -y chromium chromium-driver "
@@ -36,7 +35,7 @@ def chromium():
                  "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1200,900",
                  "--autoplay-policy=no-user-gesture-required",
                  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={QUESTION_WAV}%noloop"]:
+                 f"--use-file-for-fake-audio-capture={question_wav}%noloop"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver), options=options)

@@ -88,3 +88,9 @@ def test_from_dir_device(tiny_model_dir):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device 'cuda': this torch build sees no CUDA GPU"):
             SpeechLM.from_dir(tiny_model_dir, device="cuda")
+        return
+    cpu = SpeechLM.from_dir(tiny_model_dir, max_new_tokens=20, max_last_span=10)
+    gpu = SpeechLM.from_dir(tiny_model_dir, device="cuda", max_new_tokens=20, max_last_span=10)
+    assert gpu.model.device.type == "cuda"
+    said = gpu.speak("seven plus four")  # forced text: the same tokens on any device, audio decoded on CPU
+    assert said.text == cpu.speak("seven plus four").text and said.result.audio_codes
