@@ -174,3 +174,20 @@ def test_websocket_bad_messages_get_errors_and_the_session_goes_on(client, quest
         assert refused is not None and refused["code"] == 409 and "already in progress" in refused["message"]
         assert normalize(event["text"]).split()[-1] == "nine" and event["history_turns"] == 1
     assert client.get("/health").json()["sessions"] == 0
+
+
+def test_websocket_sessions_are_capped(client):
+    from contextlib import ExitStack
+
+    from starlette.websockets import WebSocketDisconnect
+
+    with ExitStack() as stack:
+        for _ in range(LIMITS.max_sessions):
+            assert stack.enter_context(client.websocket_connect("/v1/talk")).receive_json()["type"] == "ready"
+        assert client.get("/health").json()["sessions"] == LIMITS.max_sessions
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/v1/talk") as ws:
+            ws.receive_json()
+        assert refused.value.code == 1013 and "server busy" in refused.value.reason
+    assert client.get("/health").json()["sessions"] == 0
+    with client.websocket_connect("/v1/talk") as ws:  # a place is free again
+        assert ws.receive_json()["type"] == "ready"

@@ -42,6 +42,8 @@ def test_webm_opus_from_a_browser_is_read_with_pyav(question):
     decoded, rate = decode_audio(buffer.getvalue(), "clip.webm")
     assert rate == 48000 and abs(len(decoded) / rate - len(wave) / sr) < 0.1
     assert np.abs(decoded).max() > 0.05
+    with pytest.raises(ValueError, match=r"clip.webm: audio is 1.\d s long; the limit is 1 s"):
+        decode_audio(buffer.getvalue(), "clip.webm", max_seconds=1.0)  # stopped while decoding
 
 
 def test_bad_uploads_are_named_errors(question, monkeypatch):
@@ -54,6 +56,11 @@ def test_bad_uploads_are_named_errors(question, monkeypatch):
         decode_audio(wav_bytes(np.zeros(sr, np.float32), sr), "clip")
     with pytest.raises(ValueError, match=r"clip: audio is 2.0 s long; the limit is 1.5 s"):
         decode_audio(wav_bytes(wave, sr), "clip", max_seconds=1.5)
+    bomb = io.BytesIO()  # an hour of silence is a small FLAC: refused from its header, before decoding
+    sf.write(bomb, np.zeros(3600 * 8000, np.int16), 8000, format="FLAC")
+    assert len(bomb.getvalue()) < 2_000_000
+    with pytest.raises(ValueError, match=r"clip: audio is 3600.0 s long; the limit is 20 s"):
+        decode_audio(bomb.getvalue(), "clip", max_seconds=20)
     monkeypatch.setitem(sys.modules, "av", None)  # PyAV absent: the error says how to get it
     with pytest.raises(ValueError, match=r"clip: not an audio file .*pip install 'text-to-talk\[serve\]'"):
         decode_audio(b"\x1aE\xdf\xa3 webm without pyav", "clip")

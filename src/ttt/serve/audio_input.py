@@ -15,20 +15,30 @@ from ttt.audio.io import check_wave
 
 def decode_audio(data: bytes, name: str = "upload", max_seconds: float | None = None) -> tuple[np.ndarray, int]:
     """(wave, sample rate) from an audio file's bytes; ValueError naming `name` when it is not audio, is
-    silent or empty, or is longer than `max_seconds`."""
+    silent or empty, or is longer than `max_seconds`.
+
+    The length is checked before the samples are decoded (from the header, or while FFmpeg decodes), so a
+    small compressed upload cannot unpack into hours of audio in memory."""
     if not data:
         raise ValueError(f"{name}: empty upload (0 bytes)")
+    limit = max_seconds if max_seconds is not None else float("inf")
     try:
-        wave, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
+        with sf.SoundFile(io.BytesIO(data)) as f:
+            _check_length(f.frames / f.samplerate, limit, name)
+            wave, sr = f.read(dtype="float32", always_2d=False), f.samplerate
     except (sf.LibsndfileError, RuntimeError, TypeError):
-        wave, sr = _decode_with_av(data, name)
+        wave, sr = _decode_with_av(data, name, limit)
     wave = check_wave(wave, int(sr), name)
-    if max_seconds is not None and len(wave) / sr > max_seconds:
-        raise ValueError(f"{name}: audio is {len(wave) / sr:.1f} s long; the limit is {max_seconds:g} s")
+    _check_length(len(wave) / sr, limit, name)
     return wave, int(sr)
 
 
-def _decode_with_av(data: bytes, name: str) -> tuple[np.ndarray, int]:
+def _check_length(seconds: float, limit: float, name: str) -> None:
+    if seconds > limit:
+        raise ValueError(f"{name}: audio is {seconds:.1f} s long; the limit is {limit:g} s")
+
+
+def _decode_with_av(data: bytes, name: str, limit: float) -> tuple[np.ndarray, int]:
     """Containers libsndfile cannot open (WebM, MP4, ...), through PyAV when it is installed."""
     try:
         import av
@@ -41,11 +51,13 @@ def _decode_with_av(data: bytes, name: str) -> tuple[np.ndarray, int]:
                 raise ValueError(f"{name}: not an audio file (FFmpeg finds no audio stream in it)")
             resampler = av.AudioResampler(format="flt", layout="mono")
             stream = container.streams.audio[0]
-            parts, sr = [], None
+            parts, sr, samples = [], None, 0
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))
-                    sr = out.sample_rate
+                    sr, samples = out.sample_rate, samples + out.samples
+                if sr:
+                    _check_length(samples / sr, limit, name)
             for out in resampler.resample(None):
                 parts.append(out.to_ndarray().reshape(-1))
     except av.error.FFmpegError:
