@@ -13,6 +13,11 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@if ! command -v flite >/dev/null 2>&1 || [ ! -d /usr/share/pocketsphinx/test/data ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite pocketsphinx-testdata; fi
+	@# chromium + its driver, for the browser test of `ttt serve` (tests/serve/test_browser.py skips without them)
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; then :; \
+		else echo "note: chromium + chromium-driver not installed (needs root and apt): the browser test will skip"; fi; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0

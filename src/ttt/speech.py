@@ -54,6 +54,17 @@ class SpokenAnswer:
     result: GenerationResult
     first_audio_s: float | None = None
     chunks: list[np.ndarray] = field(default_factory=list)
+    turn: list[dict] = field(default_factory=list)  # this turn's user + assistant messages, for `history`
+
+
+def assistant_content(model, result: GenerationResult) -> str:
+    """The assistant message a turn produced, in the model's own format (text interleaved with its audio
+    spans), so that the turn can be fed back as history exactly as the model wrote it."""
+    ids = list(result.token_ids)
+    stops = {model.vocab.im_end, model.tokenizer.eos_token_id}
+    while ids and ids[-1] in stops:
+        ids.pop()
+    return model.tokenizer.decode(ids)
 
 
 class SpeechLM:
@@ -68,18 +79,21 @@ class SpeechLM:
         self.system = {**SYSTEM, **(system or {})}  # per-task system prompts: the model's training data's
 
     @classmethod
-    def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, device: str = "cpu",
-                 **generation) -> "SpeechLM":
+    def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None,
+                 device: str | None = None, **generation) -> "SpeechLM":
         """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset).
-        On a GPU `device` ("cuda") the model runs in bfloat16 (a 3B model needs ~7 GB), on CPU in float32."""
+
+        `device` ("cpu", "cuda", "cuda:1", ...) holds the Transformer, in float32 on CPU and bfloat16 on a GPU
+        (a 3B model needs ~7 GB); the codec stays on the CPU, where its small decoder and Griffin-Lim run anyway."""
         import torch
 
         from ttt.audio.codec import open_codec
         from ttt.model import TtTModel
 
         model_dir = check_model_dir(model_dir or default_model_dir())
-        dtype = torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16  # float16 releases upcast
-        model = TtTModel.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+        target = _device(device)
+        dtype = torch.float32 if target.type == "cpu" else torch.bfloat16  # float16 releases upcast on CPU
+        model = TtTModel.from_pretrained(model_dir, dtype=dtype).eval().to(target)
         codec = open_codec(codec_dir or model_codec(model_dir))
         chosen = {k: v for k, v in generation.items() if v is not None}
         return cls(model, codec, system=model_prompts(model_dir), **{**load_decoding(model_dir), **chosen})
@@ -96,12 +110,13 @@ class SpeechLM:
     def _messages(self, task: str, user: str) -> list[dict]:
         return [{"role": "system", "content": self.system[task]}, {"role": "user", "content": user}]
 
-    def _audio_prompt(self, wave: np.ndarray, sample_rate: int) -> str:
+    def audio_prompt(self, wave: np.ndarray, sample_rate: int) -> str:
+        """A user message's content for spoken input: the wave's codec codes in the model's audio format."""
         return input_audio(self.codec.encode(wave, sample_rate))
 
     def transcribe(self, wave: np.ndarray, sample_rate: int, **kwargs) -> str:
         """ASR: the model's text for the speech."""
-        messages = self._messages("asr", self._audio_prompt(wave, sample_rate))
+        messages = self._messages("asr", self.audio_prompt(wave, sample_rate))
         return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
 
     def answer(self, question: str, **kwargs) -> str:
@@ -109,17 +124,33 @@ class SpeechLM:
         messages = self._messages("text_chat", question)
         return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
 
-    def speak(self, text: str, **kwargs) -> SpokenAnswer:
-        """TTS: the model speaks exactly `text` (forced text, generated audio)."""
-        messages = self._messages("tts", text)
-        return self._spoken(messages, {**self.generation, "force_text": text, **kwargs})
+    def speak(self, text: str, on_event: Callable | None = None, on_chunk: Callable | None = None,
+              **kwargs) -> SpokenAnswer:
+        """TTS: the model speaks exactly `text` (forced text, generated audio); callbacks as in `chat`."""
+        return self.respond(self._messages("tts", text), on_event, on_chunk, force_text=text, **kwargs)
 
-    def chat(self, wave: np.ndarray, sample_rate: int, on_event: Callable | None = None, **kwargs) -> SpokenAnswer:
-        """Spoken question -> spoken answer; `on_event` sees each TextDelta / AudioSpan as it is produced."""
-        messages = self._messages("spoken_qa", self._audio_prompt(wave, sample_rate))
-        return self._spoken(messages, {**self.generation, **kwargs}, on_event)
+    def chat(self, wave: np.ndarray, sample_rate: int, on_event: Callable | None = None,
+             history: list[dict] | None = None, on_chunk: Callable | None = None, **kwargs) -> SpokenAnswer:
+        """Spoken question -> spoken answer; `on_event` sees each TextDelta / AudioSpan as it is produced,
+        `on_chunk(span, wave)` each span's audio once vocoded.
 
-    def _spoken(self, messages: list[dict], kwargs: dict, on_event: Callable | None = None) -> SpokenAnswer:
+        `history` holds earlier turns' messages (`answer.turn` of each, oldest first); they go between the
+        system prompt and this question, so the model answers in the conversation. Keeping the history
+        within the model's context is the caller's choice (`ttt.serve` drops the oldest turns)."""
+        user = {"role": "user", "content": self.audio_prompt(wave, sample_rate)}
+        messages = [{"role": "system", "content": SYSTEM["spoken_qa"]}, *(history or []), user]
+        return self.respond(messages, on_event, on_chunk, **kwargs)
+
+    def respond(self, messages: list[dict], on_event: Callable | None = None, on_chunk: Callable | None = None,
+                **kwargs) -> SpokenAnswer:
+        """The assistant's spoken turn after any `messages` (the building block of `chat` and `speak`, for
+        apps that assemble their own prompts); `answer.turn` is the last message and the reply."""
+        answer = self._spoken(messages, {**self.generation, **kwargs}, on_event, on_chunk)
+        answer.turn = [messages[-1], {"role": "assistant", "content": assistant_content(self.model, answer.result)}]
+        return answer
+
+    def _spoken(self, messages: list[dict], kwargs: dict, on_event: Callable | None = None,
+                on_chunk: Callable | None = None) -> SpokenAnswer:
         """Generate, vocoding each piece of audio as it arrives (the chunks a player would stream)."""
         start = time.perf_counter()
         gen = Generation(self.model, messages, **kwargs)
@@ -131,6 +162,26 @@ class SpeechLM:
             if isinstance(event, AudioSpan) and event.codes:
                 chunks.append(self.codec.decode(event.codes)[0])
                 first = first if first is not None else time.perf_counter() - start
+                if on_chunk is not None:
+                    on_chunk(event, chunks[-1])
         codes = gen.result.audio_codes
         wave = self.codec.decode(codes)[0] if codes else np.zeros(0, dtype=np.float32)
         return SpokenAnswer(gen.result.text.strip(), wave, self.codec.sample_rate, gen.result, first, chunks)
+
+
+def _device(name: str | None):
+    """A torch device from a user's string, with a one-line error for a name torch rejects or a GPU that
+    is not there (instead of a CUDA trace on the first forward pass)."""
+    import torch
+
+    if name is None:
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"device {name!r}: {err}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: this torch build sees no CUDA GPU (torch {torch.__version__})")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device

@@ -54,3 +54,44 @@ def test_missing_model_and_bad_audio_are_clear_errors(eval_dir, tmp_path, capsys
     broken.write_bytes(b"RIFF not a wave")
     assert main(["asr", str(broken), "--model", str(tmp_path / "none")]) == 1
     assert "broken.wav" in capsys.readouterr().err
+
+
+def test_chat_sends_history_between_system_prompt_and_question(tiny_model_dir, eval_dir):
+    """`history` is earlier turns' `answer.turn` messages; the turn is generated after them, and a turn fed
+    back as history is valid model input (the assistant message is the model's own interleaved format)."""
+    from ttt.audio.io import load_audio
+    from ttt.format import SYSTEM
+    from ttt.generate import generate
+
+    lm = SpeechLM.from_dir(tiny_model_dir, max_last_span=10, max_new_tokens=60)
+    wave, sr = load_audio(eval_dir / "wavs" / "q.wav")
+    first = lm.chat(wave, sr)
+    user, assistant = first.turn
+    assert user == {"role": "user", "content": lm.audio_prompt(wave, sr)} and assistant["role"] == "assistant"
+    assert lm.model.tokenizer.decode(first.result.token_ids).startswith(assistant["content"])
+    assert "<|im_end|>" not in assistant["content"]
+    history = first.turn + [{"role": "user", "content": "seven plus four"}, {"role": "assistant", "content": "eleven"}]
+    second = lm.chat(wave, sr, history=history)
+    expected = generate(lm.model, [{"role": "system", "content": SYSTEM["spoken_qa"]}, *history, user],
+                        **lm.generation)
+    assert second.result.token_ids == expected.token_ids
+    prompt = lm.model.formatter.encode_prompt([{"role": "system", "content": SYSTEM["spoken_qa"]}, *history, user])
+    assert second.result.forward_log[0][1] == len(prompt) > first.result.forward_log[0][1]  # the prefill
+    assert lm.chat(wave, sr, history=[]).result.token_ids == first.result.token_ids
+
+
+def test_from_dir_device(tiny_model_dir):
+    import torch
+
+    assert SpeechLM.from_dir(tiny_model_dir, device="cpu").model.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="device 'gpu0'"):
+        SpeechLM.from_dir(tiny_model_dir, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device 'cuda': this torch build sees no CUDA GPU"):
+            SpeechLM.from_dir(tiny_model_dir, device="cuda")
+        return
+    cpu = SpeechLM.from_dir(tiny_model_dir, max_new_tokens=20, max_last_span=10)
+    gpu = SpeechLM.from_dir(tiny_model_dir, device="cuda", max_new_tokens=20, max_last_span=10)
+    assert gpu.model.device.type == "cuda"
+    said = gpu.speak("seven plus four")  # forced text: the same tokens on any device, audio decoded on CPU
+    assert said.text == cpu.speak("seven plus four").text and said.result.audio_codes

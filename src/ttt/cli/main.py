@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "ttt.cli.speech",
     "ttt.cli.eval",
     "ttt.cli.model",
+    "ttt.cli.serve",
 ]
 
 
