@@ -34,6 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="processes (default: all cores)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing corpus")
     synth.set_defaults(func=_synth)
+    text = commands.add_parser(
+        "text", help="extract the open-vocabulary text corpus (cleaned sentences, split by source document)",
+        description="Read packaged English text (WordNet examples and glosses, fortunes), keep speakable "
+                    "3-20-word ASCII sentences with numbers written as words, and split them by source "
+                    "document into OUT/{train,valid,test}.jsonl with no sentence in two splits; counts in "
+                    "OUT/text_card.json. Needs the Debian packages wordnet-base and fortunes (make corpus-deps).")
+    text.add_argument("--out", required=True, help="output folder")
+    text.add_argument("--sources", default="wordnet,glosses,fortunes",
+                      help="comma-separated: wordnet (gloss examples), glosses, fortunes (default: %(default)s)")
+    text.add_argument("--seed", type=int, default=0, help="seed of the document split")
+    text.add_argument("--eval-fraction", type=float, default=0.05,
+                      help="share of each source's sentences in valid, and again in test (default: %(default)s)")
+    text.set_defaults(func=_text)
     build = commands.add_parser(
         "build", help="encode the corpus with the codec into chat-format training + eval JSONL",
         description="Encode every wave once with the audio codec (cached in OUT/codes.jsonl), train a BPE "
@@ -74,6 +87,23 @@ def _synth(args: argparse.Namespace) -> int:
     print(json.dumps({"examples": card["examples"], "wavs": card["wavs"],
                       "total_hours": card["total_hours"]}, indent=2))
     print(f"corpus written to {args.out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _text(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from ttt.corpus.sources import build_text, parse_sources, write_text
+
+    start = time.perf_counter()
+    sources = [s for s in parse_sources(args.sources) if s != "world"]
+    if not sources:
+        raise ValueError("--sources names no text source (world has no text step; use `ttt data synth`)")
+    splits, card = build_text(sources, seed=args.seed, eval_fraction=args.eval_fraction)
+    write_text(args.out, splits, card)
+    print(json.dumps({"sentences": card["sentences"], "words": card["words"]}, indent=2))
+    print(f"text corpus written to {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
 
 
