@@ -30,6 +30,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--train-voices", default="standard", choices=("standard", "extra", "all"),
                        help="speakers of train's input audio: the standard set (default), only the 24 "
                             "extra espeak-ng voices no valid/test example uses, or both")
+    synth.add_argument("--sources", default="world",
+                       help="comma-separated text sources: world (the closed world), wordnet (WordNet's example "
+                            "sentences), glosses (WordNet's definitions), fortunes; e.g. wordnet,fortunes,world "
+                            "(default: %(default)s). wordnet/glosses/fortunes need make corpus-deps")
+    synth.add_argument("--open-sentences", type=int, default=0, metavar="N",
+                       help="train sentences of the open sources (taken in turn from each), each read by the "
+                            "target voice (tts) and spoken by --open-voices input voices (asr); valid/test get "
+                            "the eval fraction of it, from their own documents")
+    synth.add_argument("--open-voices", type=int, default=1, metavar="K",
+                       help="input voices per open sentence (default: %(default)s)")
+    synth.add_argument("--qa", metavar="FILE",
+                       help="spoken-QA rows (JSONL {question, answer, doc, split}, e.g. from `ttt data qa`): "
+                            "each split's rows become spoken_qa examples, up to --open-qa in train")
+    synth.add_argument("--open-qa", type=int, default=0, metavar="N",
+                       help="train spoken-QA examples from --qa (valid/test: the eval fraction of it)")
+    synth.add_argument("--wav-cache", metavar="DIR",
+                       help="rendering cache shared by builds: waves are rendered once per (voice, knobs, "
+                            "noise, text) and linked into --out, so a rerun renders nothing")
     synth.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                        help="processes (default: all cores)")
     synth.add_argument("--overwrite", action="store_true", help="replace an existing corpus")
@@ -75,16 +93,34 @@ def _synth(args: argparse.Namespace) -> int:
     import dataclasses
     import json
     import time
+    from pathlib import Path
 
     from ttt.corpus.synth import SIZES, build_corpus
 
+    from ttt.build_data import read_manifest
+    from ttt.corpus.sources import parse_sources
+
     tasks = ("spoken_qa", "asr", "tts", "text_chat", "tts_phrases", "counting")
     overrides = {task: getattr(args, task) for task in tasks if getattr(args, task) is not None}
-    size = dataclasses.replace(SIZES[args.size], **overrides)
+    size = dataclasses.replace(SIZES[args.size], **overrides, open_sentences=args.open_sentences,
+                               open_voices=args.open_voices, open_qa=args.open_qa)
+    sources = parse_sources(args.sources)
+    if args.open_qa and not args.qa:
+        raise ValueError("--open-qa needs --qa FILE (spoken-QA rows)")
+    qa = None
+    if args.qa:
+        qa = read_manifest(Path(args.qa))
+        for n, row in enumerate(qa, 1):
+            missing = {"question", "answer", "doc", "split"} - set(row)
+            if missing or row["split"] not in ("train", "valid", "test"):
+                raise ValueError(f"{args.qa}:{n}: a QA row needs question, answer, doc and a split of "
+                                 f"train/valid/test (missing {sorted(missing) or 'a valid split'})")
     start = time.perf_counter()
     card = build_corpus(args.out, seed=args.seed, size=size, workers=args.workers,
-                        overwrite=args.overwrite, train_voices=args.train_voices)
-    print(json.dumps({"examples": card["examples"], "wavs": card["wavs"],
+                        overwrite=args.overwrite, train_voices=args.train_voices, sources=sources, qa=qa,
+                        wav_cache=args.wav_cache)
+    print(json.dumps({"examples": card["examples"], "examples_by_source": card["examples_by_source"],
+                      "wavs": card["wavs"], "rendered_wavs": card["rendered_wavs"],
                       "total_hours": card["total_hours"]}, indent=2))
     print(f"corpus written to {args.out} in {time.perf_counter() - start:.0f} s")
     return 0
