@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all corpus-deps
+.PHONY: setup demo test test-all corpus-deps data-open
 
 setup: $(STAMP)
 
@@ -33,3 +33,7 @@ test-all: setup
 corpus-deps:
 	@if [ ! -d /usr/share/wordnet ] || [ ! -d /usr/share/games/fortunes ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base fortunes fortunes-min; fi
+
+# The open-vocabulary data set of issue #21, from scratch (docs/open_corpus.md); SCALE=small for a quick run.
+data-open: setup
+	PY=$(BIN)/python scripts/data_open.sh

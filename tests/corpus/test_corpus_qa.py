@@ -67,6 +67,7 @@ def test_smollm2_gguf_is_found_without_importing_it():
 
 
 @pytest.mark.parametrize("question, raw, accept, expected", [
+    ("What is a review?", "A review is a critical and often subjective assessment of the", [], (None, "unfinished")),
     ("What is the capital of France?", "The capital of France is Paris. It is big.", ["paris"],
      ("The capital of France is Paris.", "ok")),
     ("How many legs does a spider have?", "A spider has 8 legs.", ["eight"], ("A spider has eight legs.", "ok")),
@@ -84,18 +85,32 @@ def test_filter_answer(question, raw, accept, expected):
     assert filter_answer(question, raw, accept) == expected
 
 
+def test_definition_answers_must_meet_the_gloss():
+    gloss = "a channel along the eaves or on the ground for draining rainwater"
+    assert filter_answer("What is a gutter?", "A gutter is a drainage system that collects rainwater.",
+                         reference=gloss)[1] == "ok"
+    assert filter_answer("What is a gutter?", "A gutter is a kind of gutter for a gutter.",
+                         reference=gloss) == (None, "off gloss")  # the asked word itself does not count
+    assert filter_answer("What does unused mean?", "Unused refers to something that has been discarded.",
+                         reference="not yet used or soiled") == (None, "off gloss")
+
+
 def test_filter_answers_card():
     rows = [{"question": "What is the capital of France?", "raw_answer": "The capital of France is Paris.",
              "accept": ["paris"], "doc": "qa:known:f", "split": "test"},
             {"question": "What is the capital of Japan?", "raw_answer": "The capital of Japan is Kyoto.",
              "accept": ["tokyo"], "doc": "qa:known:j", "split": "valid"},
+            {"question": "How many legs does a spider have?", "raw_answer": "A spider has 8 legs (\u00b0).",
+             "accept": ["eight"], "doc": "qa:known:s", "split": "valid"},
             {"question": "What is a cat?", "raw_answer": "A cat is a small furry animal.", "accept": [],
              "doc": "qa:noun:1", "split": "train"}]
     kept, card = filter_answers(rows)
     assert [r["question"] for r in kept] == ["What is the capital of France?", "What is a cat?"]
     assert set(kept[0]) == {"question", "answer", "doc", "split"}
-    assert card["known_accuracy"] == 0.5 and card["kept"] == {"train": 1, "valid": 0, "test": 1}
-    assert card["reasons"]["valid"] == {"wrong": 1}
+    # the backbone's text accuracy counts a right answer the filter drops as unspeakable
+    assert card["known_text_accuracy"] == 0.667 and card["known_questions"] == {"asked": 3, "right": 2, "kept": 1}
+    assert card["kept"] == {"train": 1, "valid": 0, "test": 1}
+    assert card["reasons"]["valid"] == {"wrong": 1, "not speakable": 1}
 
 
 def test_known_questions_are_eval_only_and_speakable():
@@ -126,6 +141,9 @@ def test_wordnet_questions_on_a_fixture(tmp_path):
         "What is water?", "What is France?", "What does happy mean?"]
     assert {q.split for q in questions} == {"train"}
     assert {q.doc for q in questions if "dog" in q.question} == {"qa:noun:02084071"}
+    references = {q.question: q.reference for q in questions}
+    assert references["What is a dog?"] == "a member of the genus Canis"
+    assert references["What does a dog eat?"] == ""  # not a definition: no gloss to meet
     with pytest.raises(MissingSource, match="wordnet-base"):
         wordnet_questions(tmp_path / "none")
 

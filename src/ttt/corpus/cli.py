@@ -187,8 +187,11 @@ def _qa(args: argparse.Namespace) -> int:
         model, tokenizer = load_backbone(args.model)
         card["load_seconds"] = round(time.perf_counter() - start, 1)
         card.update(answer_questions(questions, answers, model, tokenizer, args.batch_size, args.max_new_tokens))
-    asked = {q.question for q in questions}
-    kept, filtered = filter_answers([row for row in read_manifest(answers) if row["question"] in asked])
+    current = {q.question: q for q in questions}  # split, accepted answers and gloss as defined now
+    rows = [{**row, "doc": current[row["question"]].doc, "split": current[row["question"]].split,
+             "accept": list(current[row["question"]].accept), "reference": current[row["question"]].reference}
+            for row in read_manifest(answers) if row["question"] in current]
+    kept, filtered = filter_answers(rows)
     card.update(filtered)
     with open(out / "qa.jsonl", "w", encoding="utf-8") as f:
         for row in kept:
