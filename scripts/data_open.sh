@@ -22,7 +22,6 @@ else
     : "${WORLD_SIZE:=small}"
 fi
 SOURCES=${SOURCES:-wordnet,fortunes,world}   # add glosses for WordNet's definitions (mostly phrases)
-OPEN_QA=${OPEN_QA:-1000000}                  # spoken-QA examples in train: all kept answers
 QA_BATCH=${QA_BATCH:-16}                     # questions per generate call
 WORKERS=${WORKERS:-$(nproc)}
 TEXT_CHUNK=${TEXT_CHUNK:-4}                  # as configs/smollm2-*.yaml
@@ -44,7 +43,7 @@ step deps make corpus-deps
 step text $TTT data text --out "$OUT/text" --sources wordnet,glosses,fortunes
 step qa $TTT data qa --out "$OUT/qa" --limit "$QA_LIMIT" --every "$QA_EVERY" --batch-size "$QA_BATCH" --threads 2
 step synth $TTT data synth --out "$OUT/corpus" --overwrite --sources "$SOURCES" --size "$WORLD_SIZE" \
-    --open-sentences "$OPEN_SENTENCES" --open-voices "$OPEN_VOICES" --qa "$OUT/qa/qa.jsonl" --open-qa "$OPEN_QA" \
+    --open-sentences "$OPEN_SENTENCES" --open-voices "$OPEN_VOICES" --qa "$OUT/qa/qa.jsonl" \
     --wav-cache "$OUT/wavcache" --workers "$WORKERS"
 GGUF=$($PY -c "from ttt.corpus.qa import smollm2_gguf; print(smollm2_gguf())")
 step build $TTT data build --corpus "$OUT/corpus" --out "$OUT/tokens" --tokenizer "$GGUF" --text-chunk "$TEXT_CHUNK"

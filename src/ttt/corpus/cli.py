@@ -43,8 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--qa", metavar="FILE",
                        help="spoken-QA rows (JSONL {question, answer, doc, split}, e.g. from `ttt data qa`): "
                             "each split's rows become spoken_qa examples, up to --open-qa in train")
-    synth.add_argument("--open-qa", type=int, default=0, metavar="N",
-                       help="train spoken-QA examples from --qa (valid/test: the eval fraction of it)")
+    synth.add_argument("--open-qa", type=int, metavar="N",
+                       help="at most N train spoken-QA examples from --qa (valid/test: the eval fraction of N); "
+                            "default: every row of --qa")
     synth.add_argument("--wav-cache", metavar="DIR",
                        help="rendering cache shared by builds: waves are rendered once per (voice, knobs, "
                             "noise, text) and linked into --out, so a rerun renders nothing")
@@ -118,12 +119,14 @@ def _synth(args: argparse.Namespace) -> int:
     from ttt.build_data import read_manifest
     from ttt.corpus.sources import parse_sources
 
+    ALL_ROWS = 10 ** 9  # noqa: N806 -- "every row": larger than any QA file
     tasks = ("spoken_qa", "asr", "tts", "text_chat", "tts_phrases", "counting")
     overrides = {task: getattr(args, task) for task in tasks if getattr(args, task) is not None}
     size = dataclasses.replace(SIZES[args.size], **overrides, open_sentences=args.open_sentences,
-                               open_voices=args.open_voices, open_qa=args.open_qa)
+                               open_voices=args.open_voices,
+                               open_qa=args.open_qa if args.open_qa is not None else ALL_ROWS if args.qa else 0)
     sources = parse_sources(args.sources)
-    if args.open_qa and not args.qa:
+    if args.open_qa is not None and not args.qa:
         raise ValueError("--open-qa needs --qa FILE (spoken-QA rows)")
     qa = None
     if args.qa:

