@@ -333,8 +333,8 @@ class _SplitBuilder:
 
 
 def _source_of(key: str) -> str:
-    """The text source of an example key: an open-vocabulary source's name, "qa" for a known-answer
-    question, or "world"."""
+    """The text source of an example key: an open-vocabulary source's name, "qa" for a question of
+    `ttt data qa`, or "world"."""
     from ttt.corpus.sources import OPEN_SOURCES
 
     prefix = key.split(":", 1)[0]
