@@ -158,3 +158,24 @@ def test_real_sources_split_without_shared_sentences():
         assert sum(card["sentences"][split].values()) > 1_000
     assert all(t.isascii() and not any(c.isdigit() for c in t) for s in splits.values() for t in
                (x.text for x in s))
+
+
+def test_cli_text_refuses_world_only(tmp_path, capsys):
+    from ttt.cli import main
+
+    assert main(["data", "text", "--out", str(tmp_path), "--sources", "world"]) == 1
+    assert "names no text source" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not FORTUNES_DIR.exists(), reason="Debian fortunes not installed (make corpus-deps)")
+def test_cli_text_writes_splits_and_card(tmp_path):
+    import json
+
+    from ttt.cli import main
+
+    assert main(["data", "text", "--out", str(tmp_path), "--sources", "fortunes", "--seed", "1"]) == 0
+    card = json.loads((tmp_path / "text_card.json").read_text())
+    for split in SPLITS:
+        rows = [json.loads(line) for line in (tmp_path / f"{split}.jsonl").read_text().splitlines()]
+        assert len(rows) == card["sentences"][split]["fortunes"] > 0
+        assert set(rows[0]) == {"text", "source", "doc"}
