@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all
+.PHONY: setup demo test test-all corpus-deps data-open
 
 setup: $(STAMP)
 
@@ -33,3 +33,12 @@ test: setup
 
 test-all: setup
 	$(BIN)/python -m pytest -q -m ''
+
+# Debian text sources of the open-vocabulary corpus (`ttt data text`, `ttt data synth --sources ...`).
+corpus-deps:
+	@if [ ! -d /usr/share/wordnet ] || [ ! -d /usr/share/games/fortunes ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base fortunes fortunes-min; fi
+
+# The open-vocabulary data set of issue #21, from scratch (docs/open_corpus.md); SCALE=small for a quick run.
+data-open: setup
+	PY=$(BIN)/python scripts/data_open.sh

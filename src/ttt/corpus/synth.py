@@ -29,6 +29,23 @@ word, never containing one of those sentences: the target voice saying its words
 neighbourhoods, which is what speaking an unseen combination asks for. `counting` adds train-only
 ``text_chat`` examples (key ``count``) that count up or down through a few numbers: the numbers' order,
 which an unseen sum or difference needs, without stating any fact.
+
+Open-vocabulary sources (`sources`: any of ``wordnet``, ``glosses``, ``fortunes`` from
+`ttt.corpus.sources`, beside or instead of ``world``) add, per split, `open_sentences` sentences of that
+split's own documents (train's count; valid/test get `eval_fraction` of it), taken in turn from each
+source: each is read by the target voice (a ``tts`` example) and spoken by `open_voices` input voices
+(``asr`` examples). Input voices come from `OPEN_TRAIN_VOICES` (rate/pitch/length drawn per sentence,
+some with light noise) and the standard speakers in train and valid, and only from `OPEN_TEST_VOICES` and
+`TEST_ONLY_VOICES` in test, so test speech is by voices training never hears. Their key is the source
+document ("wordnet:noun:00217593"). `qa` (rows of ``{"question", "answer", "doc", "split"}``, e.g. the
+self-distilled answers of `ttt.corpus.qa`) adds spoken-QA examples the same way, up to `open_qa` per split.
+The world's examples come first and are drawn exactly as without open sources.
+
+Rendering cache (`wav_cache`): every wave is stored once under ``{wav_cache}/{voice}/{key}.wav``, `key`
+a digest of the engine, its knobs for that sentence, the noise and the text (`VoiceSpec.cache_key`),
+and hard-linked (or copied) into the corpus, so a rebuild, or another corpus sharing sentences, renders
+nothing twice. A wave taken from the cache is the one first rendered; espeak-ng and piper waves rendered
+in another batch can differ in the last bits (see `ttt.corpus.voices`), never in what is said.
 """
 from __future__ import annotations
 
@@ -36,6 +53,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import random
 import shutil
 from collections import Counter, defaultdict
@@ -44,7 +62,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ttt.corpus.voices import ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
+from ttt.corpus.voices import (
+    ALL_VOICES, EXTRA_TRAIN_VOICES, OPEN_TEST_VOICES, OPEN_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES,
+    add_noise,
+)
 from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world, counting_runs
 
 log = logging.getLogger(__name__)
@@ -59,6 +80,7 @@ HELDOUT_CAPITALS = 2
 PIPER_ITEMS_PER_SHARD = 100
 MAX_PIPER_SHARDS = 32
 FLITE_JOB_SIZE = 200
+ESPEAK_JOB_SIZE = 20000  # larger than any world corpus's espeak-ng renders, whose layout stays as it was
 
 
 @dataclass(frozen=True)
@@ -72,12 +94,19 @@ class CorpusSize:
     eval_fraction: float = 0.08
     tts_phrases: int = 0
     counting: int = 0
+    open_sentences: int = 0
+    open_voices: int = 1
+    open_qa: int = 0
 
     def for_split(self, split: str) -> dict[str, int]:
         counts = {task: getattr(self, task) for task in TASKS}
+        open_counts = {"open_sentences": self.open_sentences, "open_qa": self.open_qa}
         if split == "train":
-            return {**counts, "tts_phrases": self.tts_phrases, "counting": self.counting}
-        return {task: max(2, round(n * self.eval_fraction)) for task, n in counts.items()}
+            return {**counts, "tts_phrases": self.tts_phrases, "counting": self.counting, **open_counts,
+                    "open_voices": self.open_voices}
+        return {**{task: max(2, round(n * self.eval_fraction)) for task, n in counts.items()},
+                **{k: max(2, round(n * self.eval_fraction)) if n else 0 for k, n in open_counts.items()},
+                "open_voices": self.open_voices}
 
 
 SIZES = {
@@ -129,6 +158,13 @@ def voices_for(split: str, train_voices: str = "standard") -> list[str]:
     if split != "train" or train_voices == "standard":
         return standard
     return list(EXTRA_TRAIN_VOICES) + (standard if train_voices == "all" else [])
+
+
+def open_voices_for(split: str) -> list[str]:
+    """Input voices of open-vocabulary examples: test's only from voices no other split uses."""
+    if split == "test":
+        return list(OPEN_TEST_VOICES) + list(TEST_ONLY_VOICES)
+    return list(OPEN_TRAIN_VOICES) + [v for v in VOICES if v not in TEST_ONLY_VOICES]
 
 
 def wav_path(voice: str, text: str) -> str:
@@ -238,6 +274,25 @@ class _SplitBuilder:
                 request, answer = self.rng.choice(runs)
                 self.add("text_chat", COUNT, question=request, answer=answer)
 
+    def build_open(self, sentences: list, counts: dict[str, int], qa: list[dict]) -> None:
+        """The open-vocabulary examples of this split (see the module docstring)."""
+        voices = open_voices_for(self.split)
+        if counts["open_voices"] > len(voices):
+            raise ValueError(f"open_voices={counts['open_voices']} but the {self.split} split has only "
+                             f"{len(voices)} open-vocabulary input voices")
+        for sentence in _balanced(sentences, counts["open_sentences"], self.rng):
+            item = Item(sentence.doc, sentence.source, (), sentence.text)
+            self.add("tts", item, question=sentence.text, answer=sentence.text, answer_voice=TARGET_VOICE)
+            for voice in self.rng.sample(voices, counts["open_voices"]):
+                self.add("asr", item, question=None, answer=sentence.text, spoken=sentence.text,
+                         spoken_voice=voice)
+        rows = [row for row in qa if row["split"] == self.split]
+        self.rng.shuffle(rows)
+        for row in rows[:counts["open_qa"]]:
+            item = Item(row["doc"], "open_qa", (row["question"],), row["answer"])
+            self.add("spoken_qa", item, question=row["question"], answer=row["answer"], spoken=row["question"],
+                     spoken_voice=self.rng.choice(voices), answer_voice=TARGET_VOICE)
+
     def phrases(self, count: int) -> list[str]:
         """`count` distinct sequences of 3-8 words, each drawn from all the world's sentences word by word
         (so common words stay common), none containing a sentence of the world nor a word triple that
@@ -277,9 +332,40 @@ class _SplitBuilder:
         return chosen
 
 
-def plan_corpus(seed: int, size: CorpusSize, train_voices: str = "standard",
+def _source_of(key: str) -> str:
+    """The text source of an example key: an open-vocabulary source's name, "qa" for a question of
+    `ttt data qa`, or "world"."""
+    from ttt.corpus.sources import OPEN_SOURCES
+
+    prefix = key.split(":", 1)[0]
+    return prefix if prefix in (*OPEN_SOURCES, "qa") else "world"
+
+
+def _balanced(sentences: list, count: int, rng: random.Random) -> list:
+    """`count` sentences (or all there are), taken in turn from each source, each source shuffled."""
+    by_source: dict[str, list] = defaultdict(list)
+    for sentence in sentences:
+        by_source[sentence.source].append(sentence)
+    queues = []
+    for source in sorted(by_source):
+        pool = list(by_source[source])
+        rng.shuffle(pool)
+        queues.append(pool)
+    chosen: list = []
+    while len(chosen) < count and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < count:
+                chosen.append(queue.pop())
+    return chosen
+
+
+def plan_corpus(seed: int, size: CorpusSize, train_voices: str = "standard", sources: tuple[str, ...] = ("world",),
+                open_text: dict[str, list] | None = None, qa: list[dict] | None = None,
                 ) -> tuple[dict[str, list[dict]], Holdout]:
-    """All examples of all splits (no audio rendered yet), as manifest dicts."""
+    """All examples of all splits (no audio rendered yet), as manifest dicts. `open_text` holds each
+    split's open-vocabulary sentences (`ttt.corpus.sources.build_text`), needed when `sources` names one."""
+    if (size.open_sentences or size.open_qa) and open_text is None and qa is None:
+        raise ValueError("open_sentences/open_qa need open-vocabulary sources (e.g. sources wordnet,fortunes)")
     items = build_world()
     hold = holdout(items, seed)
     examples: dict[str, list[dict]] = {}
@@ -287,7 +373,11 @@ def plan_corpus(seed: int, size: CorpusSize, train_voices: str = "standard",
     for split in SPLITS:
         builder = _SplitBuilder(split, items, hold, random.Random(f"{split}-{seed}"), train_renders,
                                 train_voices)
-        builder.build(size.for_split(split))
+        counts = size.for_split(split)
+        if "world" in sources:
+            builder.build(counts)
+        if open_text is not None or qa:
+            builder.build_open((open_text or {}).get(split, []), counts, qa or [])
         examples[split] = builder.examples
         if split == "train":
             train_renders = set(builder.renders)
@@ -321,7 +411,8 @@ def _jobs(renders: list[tuple[str, str]], seed: int) -> list[tuple[str, int, lis
     by_engine: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for voice, text in sorted(renders):
         by_engine[ALL_VOICES[voice].engine].append((voice, text))
-    jobs = [("espeak", seed, by_engine["espeak"])] if by_engine["espeak"] else []
+    espeak = by_engine["espeak"]
+    jobs = [("espeak", seed + i, espeak[i:i + ESPEAK_JOB_SIZE]) for i in range(0, len(espeak), ESPEAK_JOB_SIZE)]
     piper = by_engine["piper"]
     n_shards = max(1, min(MAX_PIPER_SHARDS, math.ceil(len(piper) / PIPER_ITEMS_PER_SHARD)))
     shards: list[list[tuple[str, str]]] = [[] for _ in range(n_shards)]
@@ -347,33 +438,53 @@ def corpus_wave(wave: np.ndarray, rate: int, what: str) -> np.ndarray:
     return np.clip(wave * (PEAK / peak), -1.0, 1.0)
 
 
-def _render_job(job: tuple[str, int, list[tuple[str, str]], str]) -> list[tuple[str, int]]:
-    """Render one work unit into `out`; returns (relative path, number of 16 kHz samples)."""
+def cache_path(voice: str, text: str) -> str:
+    """Where the rendering cache keeps (voice, text): named by everything that decides its audio."""
+    return f"{voice}/{ALL_VOICES[voice].cache_key(text)}.wav"
+
+
+def render_wave(engine, voice: str, text: str) -> np.ndarray:
+    """(voice, text) as the corpus stores it: the engine's wave at the voice's knobs for this sentence,
+    16 kHz at peak `PEAK`, then the voice's light noise if it has one."""
+    spec = ALL_VOICES[voice]
+    wave = corpus_wave(*engine.synthesize(text, **spec.params_for(text)), f"voice {voice} for {text!r}")
+    snr = spec.noise_snr_for(text)
+    return wave if snr is None else add_noise(wave, snr, f"{voice}\n{text}")
+
+
+def _render_job(job: tuple[str, int, list[tuple[str, str]], str, bool]) -> list[tuple[str, int]]:
+    """Render one work unit into `out` (corpus layout, or cache layout when `cached`); returns
+    (path relative to `out`, number of 16 kHz samples)."""
     import soundfile as sf
 
     from ttt.corpus.voices import make_engine
 
-    engine_name, engine_seed, renders, out = job
+    engine_name, engine_seed, renders, out, cached = job
     engine = make_engine(engine_name, engine_seed)
     done = []
     for voice, text in renders:
-        wave = corpus_wave(*engine.synthesize(text, **ALL_VOICES[voice].params), f"voice {voice} for {text!r}")
-        path = Path(out) / wav_path(voice, text)
+        wave = render_wave(engine, voice, text)
+        relative = cache_path(voice, text) if cached else wav_path(voice, text)
+        path = Path(out) / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(path, wave, SAMPLE_RATE, subtype="PCM_16")
-        done.append((wav_path(voice, text), len(wave)))
+        tmp = path.with_suffix(".tmp.wav")
+        sf.write(tmp, wave, SAMPLE_RATE, subtype="PCM_16")
+        tmp.replace(path)  # a cache never holds a half-written wave
+        done.append((relative, len(wave)))
     return done
 
 
-def _render_all(jobs: list, out: Path, workers: int) -> dict[str, int]:
+def _run_jobs(jobs: list, out: Path, workers: int, cached: bool) -> dict[str, int]:
     """Render every job in `workers` spawned processes (never in this one, whose espeak-ng state may
-    already be used); returns the number of 16 kHz samples per wav path."""
+    already be used); returns the number of 16 kHz samples per path relative to `out`."""
     import multiprocessing
 
     from tqdm import tqdm
 
     lengths: dict[str, int] = {}
-    tasks = [(*job, str(out)) for job in jobs]
+    if not jobs:
+        return lengths
+    tasks = [(*job, str(out), cached) for job in jobs]
     context = multiprocessing.get_context("spawn")
     with tqdm(total=sum(len(job[2]) for job in jobs), desc="synthesizing", unit="wav") as bar, \
             context.Pool(max(1, min(workers, len(tasks)))) as pool:
@@ -383,6 +494,32 @@ def _render_all(jobs: list, out: Path, workers: int) -> dict[str, int]:
     return lengths
 
 
+def _render_all(renders: list[tuple[str, str]], seed: int, out: Path, workers: int,
+                wav_cache: Path | None = None) -> tuple[dict[str, int], int]:
+    """Every (voice, text) as `out/wav_path(...)`; with `wav_cache`, only the ones the cache lacks are
+    rendered (into the cache) and all are linked from it. Returns the samples per corpus wav path and how
+    many waves were rendered."""
+    if wav_cache is None:
+        return _run_jobs(_jobs(renders, seed), out, workers, cached=False), len(renders)
+    import soundfile as sf
+
+    wav_cache = Path(wav_cache)
+    missing = [(v, t) for v, t in renders if not (wav_cache / cache_path(v, t)).exists()]
+    rendered = _run_jobs(_jobs(missing, seed), wav_cache, workers, cached=True)
+    lengths = {}
+    for voice, text in renders:
+        source, target = wav_cache / cache_path(voice, text), out / wav_path(voice, text)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:  # another file system
+            shutil.copyfile(source, target)
+        frames = rendered.get(cache_path(voice, text))
+        lengths[wav_path(voice, text)] = frames if frames is not None else sf.info(str(source)).frames
+    return lengths, len(missing)
+
+
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
     with path.open("w", encoding="utf-8") as f:
         for row in rows:
@@ -390,14 +527,19 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "default",
-                 workers: int = 1, overwrite: bool = False, train_voices: str = "standard") -> dict:
+                 workers: int = 1, overwrite: bool = False, train_voices: str = "standard",
+                 sources: tuple[str, ...] | list[str] = ("world",), open_text: dict[str, list] | None = None,
+                 qa: list[dict] | None = None, wav_cache: str | Path | None = None) -> dict:
     """Plan, render and write the corpus into `out`; returns the corpus card. `train_voices` picks the
-    speakers of train's input audio (see `voices_for`)."""
+    speakers of train's input audio (see `voices_for`); `sources` the text (see the module docstring), whose
+    open-vocabulary sentences are extracted here unless `open_text` gives them; `wav_cache` a rendering
+    cache folder."""
     if isinstance(size, str):
         if size not in SIZES:
             raise ValueError(f"unknown corpus size {size!r}; expected one of {', '.join(SIZES)}")
         size = SIZES[size]
-    if min(size.spoken_qa, size.asr, size.tts, size.text_chat, size.tts_phrases, size.counting) < 0:
+    if min(size.spoken_qa, size.asr, size.tts, size.text_chat, size.tts_phrases, size.counting,
+           size.open_sentences, size.open_qa) < 0 or size.open_voices < 1:
         raise ValueError(f"corpus counts must be non-negative, got {size}")
     out = Path(out)
     existing = [out / name for name in ("wavs", "corpus_card.json") if (out / name).exists()]
@@ -408,18 +550,32 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
         shutil.rmtree(out / "wavs")
     out.mkdir(parents=True, exist_ok=True)
 
-    examples, hold = plan_corpus(seed, size, train_voices)
+    sources = tuple(sources)
+    open_sources = [s for s in sources if s != "world"]
+    if open_sources and open_text is None:
+        from ttt.corpus.sources import build_text
+
+        open_text, _ = build_text(open_sources, seed)
+    if not open_sources and size.open_sentences:
+        raise ValueError("open_sentences needs an open-vocabulary source (e.g. sources wordnet,fortunes)")
+    examples, hold = plan_corpus(seed, size, train_voices, sources, open_text if open_sources else None, qa)
     renders = _renders_by_split(examples)
     all_renders = [r for split in SPLITS for r in renders[split]]
     log.info("planned %d examples and %d distinct wavs",
              sum(map(len, examples.values())), len(all_renders))
-    lengths = _render_all(_jobs(all_renders, seed), out, workers)
+    lengths, rendered = _render_all(all_renders, seed, out, workers, wav_cache)
+    log.info("rendered %d wavs, %d from the cache", rendered, len(all_renders) - rendered)
 
     for split in SPLITS:
         _write_jsonl(out / f"{split}.jsonl", examples[split])
         _write_jsonl(out / f"audio_{split}.jsonl", [
             {"audio": wav_path(v, t), "text": t, "voice": v} for v, t in renders[split]])
     card = _card(seed, size, examples, renders, lengths, hold, train_voices)
+    card["sources"] = list(sources)
+    card["examples_by_source"] = {split: dict(sorted(Counter(f"{ex['task']}:{_source_of(ex['key'])}"
+                                                            for ex in examples[split]).items()))
+                                  for split in SPLITS}
+    card["rendered_wavs"] = rendered
     (out / "corpus_card.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 

@@ -17,7 +17,9 @@ ONNX sessions run single-threaded (the corpus builder parallelises across proces
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -33,11 +35,39 @@ TARGET_VOICE = "piper-joe"
 
 @dataclass(frozen=True)
 class VoiceSpec:
-    """A named, fixed voice configuration; `params` are the engine-specific knobs."""
+    """A named voice configuration; `params` are the engine-specific knobs. A *varied* voice also has
+    `vary` (knob -> (low, high)) and/or `snr_db` ((low, high) of added white noise): each sentence gets its
+    own value in those ranges, drawn from a hash of (voice name, text), so a (voice, text) pair always
+    sounds the same and stays cacheable while one voice covers a range of rates, pitches and noise."""
 
     name: str
     engine: str
     params: dict = field(default_factory=dict, hash=False, compare=False)
+    vary: dict = field(default_factory=dict, hash=False, compare=False)
+    snr_db: tuple[float, float] | None = None
+
+    def _draw(self, text: str, what: str, low: float, high: float) -> float:
+        digest = hashlib.sha1(f"{self.name}\n{what}\n{text}".encode("utf-8")).digest()
+        return low + (high - low) * int.from_bytes(digest[:8], "big") / 2 ** 64
+
+    def params_for(self, text: str) -> dict:
+        """The engine knobs for this sentence: `params`, with each `vary` knob drawn in its range
+        (integers stay integers)."""
+        params = dict(self.params)
+        for key, (low, high) in self.vary.items():
+            value = self._draw(text, key, low, high)
+            params[key] = round(value) if isinstance(low, int) and isinstance(high, int) else round(value, 3)
+        return params
+
+    def noise_snr_for(self, text: str) -> float | None:
+        """Signal-to-noise ratio (dB) of the white noise added to this sentence, or None for clean audio."""
+        return None if self.snr_db is None else round(self._draw(text, "snr", *self.snr_db), 2)
+
+    def cache_key(self, text: str) -> str:
+        """A digest of everything that decides the audio of (this voice, `text`)."""
+        spec = {"engine": self.engine, "params": self.params_for(text), "snr": self.noise_snr_for(text),
+                "text": text}
+        return hashlib.sha1(json.dumps(spec, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def _piper(name: str, length: float, noise: float) -> VoiceSpec:
@@ -92,7 +122,46 @@ UNSEEN_VOICES: dict[str, VoiceSpec] = {v.name: v for v in [
     _espeak("en-us+m6", 160, 45), _espeak("en-us+Annie", 170, 60), _espeak("en+john", 165, 50),
     _espeak("en-us+travis", 175, 40),
 ]}
-ALL_VOICES: dict[str, VoiceSpec] = {**VOICES, **EXTRA_TRAIN_VOICES, **UNSEEN_VOICES}
+
+
+def _varied(spec: VoiceSpec, vary: dict, snr_db: tuple[float, float] | None = None) -> VoiceSpec:
+    base = re.sub(r"-r\d+-p\d+$", "", spec.name)
+    name = f"{base}-vary" + ("-noisy" if snr_db else "")
+    return VoiceSpec(name, spec.engine, spec.params, vary, snr_db)
+
+
+_ESPEAK_VARY = {"rate": (130, 210), "pitch": (25, 80)}
+_FLITE_VARY = {"stretch": (0.8, 1.25)}
+_PIPER_VARY = {"length_scale": (0.8, 1.3), "noise_scale": (0.3, 0.9)}
+LIGHT_NOISE_DB = (20.0, 35.0)
+# Input voices of the open-vocabulary corpus, each with a rate/pitch (or length) range per sentence, half of
+# them with light white noise. Train's are built on speakers train already has; test's on the test-only
+# speakers (`TEST_ONLY_VOICES`), so that training never hears a test voice. `UNSEEN_VOICES` stay unused.
+OPEN_TRAIN_VOICES: dict[str, VoiceSpec] = {v.name: v for v in [
+    _varied(VOICES["piper-joe-lively"], _PIPER_VARY), _varied(VOICES["piper-joe-calm"], _PIPER_VARY, LIGHT_NOISE_DB),
+    _varied(VOICES["flite-slt"], _FLITE_VARY), _varied(VOICES["flite-rms"], _FLITE_VARY, LIGHT_NOISE_DB),
+    _varied(VOICES["flite-kal16"], _FLITE_VARY, LIGHT_NOISE_DB),
+    _varied(VOICES["espeak-en-us-r175-p50"], _ESPEAK_VARY), _varied(VOICES["espeak-en-us+f3-r160-p60"], _ESPEAK_VARY, LIGHT_NOISE_DB),
+    _varied(VOICES["espeak-en-us+m3-r170-p45"], _ESPEAK_VARY), _varied(VOICES["espeak-en+m2-r160-p45"], _ESPEAK_VARY, LIGHT_NOISE_DB),
+    _varied(EXTRA_TRAIN_VOICES["espeak-en-us+linda-r175-p65"], _ESPEAK_VARY),
+    _varied(EXTRA_TRAIN_VOICES["espeak-en-us+Andy-r180-p45"], _ESPEAK_VARY, LIGHT_NOISE_DB),
+]}
+OPEN_TEST_VOICES: dict[str, VoiceSpec] = {v.name: v for v in [
+    _varied(VOICES["flite-awb"], _FLITE_VARY, LIGHT_NOISE_DB),
+    _varied(VOICES["espeak-en-us+m7-r150-p40"], _ESPEAK_VARY),
+    _varied(VOICES["espeak-en-us+f4-r175-p75"], _ESPEAK_VARY, LIGHT_NOISE_DB),
+    _varied(VOICES["espeak-en-gb-x-rp+m4-r165-p45"], _ESPEAK_VARY),
+]}
+ALL_VOICES: dict[str, VoiceSpec] = {**VOICES, **EXTRA_TRAIN_VOICES, **UNSEEN_VOICES, **OPEN_TRAIN_VOICES,
+                                    **OPEN_TEST_VOICES}
+
+
+def add_noise(wave: np.ndarray, snr_db: float, seed_text: str) -> np.ndarray:
+    """`wave` plus white noise at `snr_db` below its RMS (seeded by `seed_text`), clipped to [-1, 1]."""
+    rms = float(np.sqrt(np.mean(np.square(wave, dtype=np.float64))))
+    seed = int.from_bytes(hashlib.sha1(seed_text.encode("utf-8")).digest()[:8], "big")
+    noise = np.random.default_rng(seed).standard_normal(wave.shape) * rms * 10 ** (-snr_db / 20)
+    return np.clip(wave + noise, -1.0, 1.0).astype(np.float32)
 
 
 class PiperEngine:
@@ -231,7 +300,9 @@ class Voice:
         return self.spec.name
 
     def synthesize(self, text: str) -> tuple[np.ndarray, int]:
-        return self.engine.synthesize(text, **self.spec.params)
+        """The engine's wave for `text` at this voice's knobs (drawn per sentence for a varied voice);
+        the noise of a noisy voice is added by the corpus builder, after loudness normalisation."""
+        return self.engine.synthesize(text, **self.spec.params_for(text))
 
 
 def make_engine(engine: str, seed: int = 0) -> PiperEngine | FliteEngine | EspeakEngine:
