@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from helpers import WORDS
-from ttt.backbones import tiny_backbone, train_bpe_tokenizer
+from ttt.training.backbones import tiny_backbone
+from ttt.vocab import train_bpe_tokenizer
 from ttt.cli import main
 from ttt.corpus.qa import (
     KNOWN_QA, Question, answer_questions, filter_answer, filter_answers, generate_answers, load_backbone,

@@ -120,7 +120,7 @@ def _synth(args: argparse.Namespace) -> int:
 
     from ttt.corpus.synth import SIZES, build_corpus
 
-    from ttt.build_data import read_manifest
+    from ttt.corpus.build import read_manifest
     from ttt.corpus.sources import parse_sources
 
     ALL_ROWS = 10 ** 9  # noqa: N806 -- "every row": larger than any QA file
@@ -173,7 +173,7 @@ def _qa(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from ttt.build_data import read_manifest
+    from ttt.corpus.build import read_manifest
     from ttt.corpus.qa import KNOWN_QA, answer_questions, filter_answers, load_backbone, wordnet_questions
 
     if args.limit < 0 or args.every < 1 or args.batch_size < 1:
