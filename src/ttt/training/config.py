@@ -151,6 +151,31 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+# settings a resumed run may not change: they decide the shapes of the weights, the vocabulary or the format
+ARCHITECTURE = {
+    "backbone": ("source", "family", "hidden_size", "layers", "heads", "kv_heads", "intermediate_size",
+                 "max_positions", "tokenizer_vocab_size"),
+    "lora": ("enabled", "r", "alpha", "target_modules", "train_ttt_tokens"),
+    "ttt": ("audio_codebook_size", "text_chunk", "audio_chunk", "mode"),
+}
+
+
+def architecture_changes(saved: dict, cfg: TrainConfig) -> list[str]:
+    """`key=old (now new)` for each architecture setting of `cfg` that differs from a saved run's config
+    (`TrainConfig.to_dict()` as stored in its checkpoints)."""
+    now = cfg.to_dict()
+    changes = []
+    for section, keys in ARCHITECTURE.items():
+        old_section, new_section = saved.get(section) or {}, now.get(section) or {}
+        for key in keys:
+            old, new = old_section.get(key), new_section.get(key)
+            if isinstance(old, list) or isinstance(new, list):
+                old, new = list(old or []), list(new or [])
+            if old != new:
+                changes.append(f"{section}.{key}={old!r} (now {new!r})")
+    return changes
+
+
 def _build(cls, data: Any, where: str, section: str = "", overridden: frozenset[str] = frozenset()):
     """A dataclass from a dict, recursing into dataclass-typed fields; unknown keys and values of the wrong
     type are errors naming the key and where it came from (the YAML file or a `--set` override)."""
