@@ -6,6 +6,7 @@ vocoded as it is committed (a fixed span whole, the final span block by block), 
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -17,6 +18,9 @@ import numpy as np
 from ttt.config import check_model_dir, load_decoding
 from ttt.format import SYSTEM, input_audio
 from ttt.generate import AudioSpan, Generation, GenerationResult, generate
+
+
+log = logging.getLogger(__name__)
 
 
 def default_model_dir() -> Path:
@@ -72,6 +76,11 @@ class SpeechLM:
         return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user}]
 
     def _audio_prompt(self, wave: np.ndarray, sample_rate: int) -> str:
+        from ttt.audio.io import noise_warning
+
+        warning = noise_warning(wave, sample_rate, "input audio")
+        if warning:
+            log.warning(warning)
         return input_audio(self.codec.encode(wave, sample_rate))
 
     def transcribe(self, wave: np.ndarray, sample_rate: int, **kwargs) -> str:
