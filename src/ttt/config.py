@@ -115,6 +115,8 @@ class GenerationConfig:
             raise ValueError("temperatures and cfg_scale must be >= 0")
         if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
             raise ValueError("top_p must be in (0, 1] and top_k >= 0")
+        if self.force_text is not None and not self.force_text.strip():
+            raise ValueError("force_text is empty: nothing to speak")
 
     def check(self, audio_chunk: int) -> None:
         """What only a model can tell: each step must commit at least one token of the smaller block."""

@@ -72,8 +72,9 @@ class SpeechLM:
         if len(said.wave):
             self.codec.encode(said.wave, said.sample_rate)
 
-    def _messages(self, task: str, user: str) -> list[dict]:
-        return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user}]
+    def _messages(self, task: str, user: str, literal: bool = False) -> list[dict]:
+        """The task's conversation; `literal` marks user text, whose `<|...|>` must stay characters."""
+        return [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user, "literal": literal}]
 
     def _audio_prompt(self, wave: np.ndarray, sample_rate: int) -> str:
         from ttt.audio.io import noise_warning
@@ -90,12 +91,17 @@ class SpeechLM:
 
     def answer(self, question: str, **kwargs) -> str:
         """Text question -> text answer (the corpus's text chat task)."""
-        messages = self._messages("text_chat", question)
+        if not question.strip():
+            raise ValueError("the question is empty")
+        messages = self._messages("text_chat", question, literal=True)
         return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
 
     def speak(self, text: str, **kwargs) -> SpokenAnswer:
-        """TTS: the model speaks exactly `text` (forced text, generated audio)."""
-        messages = self._messages("tts", text)
+        """TTS: the model speaks exactly `text` (forced text, generated audio); special tokens spelled in
+        it are spoken as characters, never obeyed."""
+        if not text.strip():
+            raise ValueError("nothing to speak: the text is empty")
+        messages = self._messages("tts", text, literal=True)
         return self._spoken(messages, {**self.generation, "force_text": text, **kwargs})
 
     def chat(self, wave: np.ndarray, sample_rate: int, on_event: Callable | None = None, **kwargs) -> SpokenAnswer:
