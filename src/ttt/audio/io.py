@@ -135,6 +135,24 @@ def resample(wave: np.ndarray, sr_from: int, sr_to: int) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+def check_output_path(path: str | os.PathLike, flag: str = "output") -> Path:
+    """Refuse, before any work, an audio output `save_audio` could not write: a directory, a format it
+    cannot write, or a folder that is a file or not writable. `flag` names the option in the message."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{flag} {path}: is a directory; give a file name such as {path / 'out.wav'}")
+    if path.suffix and path.suffix.lower() not in _supported_suffixes():
+        raise ValueError(f"{flag} {path}: unsupported audio format {path.suffix!r} (use .wav, .flac or .ogg)")
+    folder = path.parent
+    while not folder.exists():  # save_audio creates missing folders: the nearest existing one must take them
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {path}: cannot write into {folder} (permission denied)")
+    return path
+
+
 def save_audio(path: str | os.PathLike, wave: np.ndarray, sample_rate: int) -> Path:
     """Write a 16-bit file atomically (temp file + rename) so that readers never see a half-written file."""
     path = Path(path)
