@@ -118,3 +118,21 @@ def test_resume_refuses_a_changed_architecture(tmp_path):
         train(changed, resume=True)
     assert (tmp_path / "run" / "config.yaml").read_text() == before
     assert yaml.safe_load(before)["backbone"]["hidden_size"] == 32
+
+
+def test_cli_second_run_and_changed_architecture_are_one_line_errors(tmp_path, capsys):
+    from ttt.cli import main
+    from ttt.training.checkpoint import run_lock
+
+    cfg = toy_config(tmp_path, **SETTINGS)
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(cfg.to_dict()))
+    with run_lock(cfg.out_dir):
+        assert main(["train", "--config", str(config)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("ttt train: error: ")
+    assert "in use by another training run" in errors[0]
+    train(cfg, stop_after=4)
+    assert main(["train", "--config", str(config), "--resume", "--set", "backbone.hidden_size=128"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and "ttt train: error: --resume: " in errors[0] and "backbone.hidden_size=32 (now 128)" in errors[0]
