@@ -136,3 +136,26 @@ def test_cli_second_run_and_changed_architecture_are_one_line_errors(tmp_path, c
     assert main(["train", "--config", str(config), "--resume", "--set", "backbone.hidden_size=128"]) == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and "ttt train: error: --resume: " in errors[0] and "backbone.hidden_size=32 (now 128)" in errors[0]
+
+
+def test_every_checkpoint_file_reaches_the_disk_before_the_manifest_and_the_rename(tmp_path, monkeypatch):
+    import os
+
+    import ttt.training.checkpoint
+    from ttt.training.checkpoint import MANIFEST
+
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(ttt.training.checkpoint.os, "fsync", recording_fsync)
+    cfg = toy_config(tmp_path, **{**SETTINGS, "max_steps": 4})
+    train(cfg)
+    tmp = str(tmp_path / "run" / "checkpoints" / ".tmp-step-00000004")
+    in_tmp = [p.removeprefix(tmp + "/") for p in synced if p.startswith(tmp + "/")]
+    manifest = in_tmp.index(MANIFEST)
+    assert {"model.safetensors", "training_state/optimizer.safetensors", "training_state/state.json"} <= set(in_tmp[:manifest])
+    assert str(tmp_path / "run" / "checkpoints") in synced[synced.index(tmp + "/" + MANIFEST):], "the rename is flushed"
