@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import numbers
 import types
 import typing
 from typing import Any
@@ -60,13 +61,13 @@ def _convert(value: Any, hint: Any) -> Any:
         if isinstance(value, bool):
             return value
         raise _Mismatch
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
+    if hint is int:  # numbers.Integral: numpy integers count too
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            return value if type(value) is int else int(value)
         raise _Mismatch
     if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return value if type(value) is float else float(value)
         if isinstance(value, str):  # YAML 1.1 reads `1e-3` (no dot) as a string
             try:
                 return float(value)
@@ -104,10 +105,9 @@ def check_types(obj: Any, where: str | None = None) -> None:
     An int given for a float field becomes a float; anything else of the wrong type is a ValueError such as
     `GenerationConfig: steps must be an integer, got 'abc'`."""
     where = where or type(obj).__name__
-    for name, hint in _hints(type(obj)).items():
-        if name not in {f.name for f in dataclasses.fields(obj)}:
-            continue
-        value = getattr(obj, name)
+    hints = _hints(type(obj))
+    for name in (f.name for f in dataclasses.fields(obj)):
+        hint, value = hints[name], getattr(obj, name)
         try:
             converted = _convert(value, hint)
         except _Mismatch:

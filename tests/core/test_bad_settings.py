@@ -76,3 +76,12 @@ def test_train_cli_garbage_yaml_names_the_file(tmp_path, capsys):
     rc = main(["train", "--config", str(bad), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert rc == 1 and f"{bad}: not valid YAML" in err and len(err.strip().splitlines()) == 1
+
+
+def test_numpy_numbers_are_numbers():
+    import numpy as np
+
+    cfg = GenerationConfig(steps=np.int64(3), stop_threshold=np.float32(0.5))
+    assert cfg.steps == 3 and type(cfg.steps) is int and type(cfg.stop_threshold) is float
+    with pytest.raises(ValueError, match="use_cache must be true/false, got 1"):
+        GenerationConfig(use_cache=1)
