@@ -159,3 +159,10 @@ def test_every_checkpoint_file_reaches_the_disk_before_the_manifest_and_the_rena
     manifest = in_tmp.index(MANIFEST)
     assert {"model.safetensors", "training_state/optimizer.safetensors", "training_state/state.json"} <= set(in_tmp[:manifest])
     assert str(tmp_path / "run" / "checkpoints") in synced[synced.index(tmp + "/" + MANIFEST):], "the rename is flushed"
+
+
+def test_a_run_that_fails_before_writing_leaves_no_folder_behind(tmp_path):
+    cfg = toy_config(tmp_path, **{**SETTINGS, "data.train": str(tmp_path / "missing.jsonl")})
+    with pytest.raises((FileNotFoundError, ValueError)):
+        train(cfg)
+    assert not (tmp_path / "run").exists()

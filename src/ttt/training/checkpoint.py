@@ -122,6 +122,7 @@ def run_lock(out_dir: str | Path, active: bool = True) -> Iterator[None]:
         yield
         return
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -137,6 +138,9 @@ def run_lock(out_dir: str | Path, active: bool = True) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing releases the lock
+        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:  # a run that failed before writing anything
+            path.unlink(missing_ok=True)
+            out.rmdir()
 
 
 def _fsync(path: Path) -> None:
