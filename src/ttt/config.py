@@ -7,9 +7,11 @@ recommended values live in `decoding.json`, read and written only by `load_decod
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
 import os
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from ttt.fields import check_types, convert, from_mapping
 
 MODES = ("ttt", "ar", "nar")
 CONFIG_NAME = "ttt_config.json"
@@ -43,6 +45,7 @@ class TtTConfig:
     max_length: int | None = None  # tokens per packed row (None: no packing limit)
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         for name in ("unmasked_audio_prob", "prefix_preservation_ratio", "quad_span_truncation_prob"):
@@ -64,12 +67,12 @@ class TtTConfig:
 
     @classmethod
     def load(cls, directory: str | Path) -> "TtTConfig":
-        data = json.loads(Path(directory, CONFIG_NAME).read_text())
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{directory}/{CONFIG_NAME}: unknown keys {sorted(unknown)}")
-        return cls(**data)
+        path = Path(directory, CONFIG_NAME)
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        return from_mapping(cls, data, str(path))
 
 
 @dataclass
@@ -97,6 +100,7 @@ class GenerationConfig:
     force_text: str | None = None  # TTS: the text to speak (see above)
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.block_length <= 0:
             raise ValueError(f"block_length must be positive, got {self.block_length}")
         if self.steps <= 0:
@@ -111,6 +115,8 @@ class GenerationConfig:
             raise ValueError("temperatures and cfg_scale must be >= 0")
         if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
             raise ValueError("top_p must be in (0, 1] and top_k >= 0")
+        if self.force_text is not None and not self.force_text.strip():
+            raise ValueError("force_text is empty: nothing to speak")
 
     def check(self, audio_chunk: int) -> None:
         """What only a model can tell: each step must commit at least one token of the smaller block."""
@@ -127,6 +133,7 @@ def check_decoding(settings: dict, where: str) -> dict:
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ValueError(f"{where}: unknown decoding settings {unknown} (known: {', '.join(sorted(known))})")
+    settings = {key: convert(GenerationConfig, key, value, f"{where}: {key}") for key, value in settings.items()}
     try:
         GenerationConfig(**settings)
     except ValueError as err:
@@ -144,8 +151,8 @@ def load_decoding(model_dir: str | Path) -> dict:
         return {}
     try:
         settings = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: malformed JSON ({err.msg})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: malformed JSON ({err})") from None
     if not isinstance(settings, dict):
         raise ValueError(f"{path}: expected a JSON object of GenerationConfig fields")
     return check_decoding(settings, str(path))

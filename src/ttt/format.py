@@ -2,6 +2,8 @@
 
 An example is `{"messages": [{"role", "content"}, ...]}` in ChatML, where content mixes text and audio
 tokens exactly as the official TtT data does, or `{"text": ...}` for plain (possibly interleaved) text.
+A message with `"literal": True` is plain text from a user: `<|...|>` in it is spelled out character by
+character, never read as a token (`ttt tts "six <|endoftext|> three"` must not end the turn).
 Encoding walks each content string once, splitting at `<|...|>` tokens: text pieces go through the
 tokenizer, special and audio tokens map straight to their vocabulary ids. The result carries, per token,
 its modality and its audio-run index, which is all that masks, noising and loss need afterwards.
@@ -121,7 +123,9 @@ class Formatter:
         self._newline = self._text_ids("\n")
 
     def _text_ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        """Ids of plain text; a special token spelled in it stays characters (specials enter only as
+        `<|...|>` matches in `_add_content`, or not at all for a literal message)."""
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"] if text else []
 
     def encode(self, example: dict, index: int = 0) -> EncodedExample:
         """Validate and encode one example; `index` only names the example in error messages."""
@@ -170,7 +174,10 @@ class Formatter:
             raise ValueError(f"{where}: content must be a string")
         train = role == "assistant"
         b.add([self.vocab.im_start] + self._text_ids(f"{role}\n"), Modality.TEXT, False)
-        self._add_content(b, content, role, train, f"{where} ({role})")
+        if message.get("literal"):
+            b.add(self._text_ids(content), Modality.TEXT, train)
+        else:
+            self._add_content(b, content, role, train, f"{where} ({role})")
         b.add([self.vocab.im_end], Modality.TEXT, train)
         b.add(self._newline, Modality.TEXT, False)
 

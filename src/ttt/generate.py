@@ -13,6 +13,7 @@ models diffuse the whole response as one block; all three share this loop.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,8 @@ from transformers import DynamicCache
 from ttt.config import GenerationConfig
 from ttt.masks import attention_mask_for
 from ttt.model import TtTModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +67,7 @@ class GenerationResult:
     audio_wall_seconds: float = 0.0
     wall_seconds: float = 0.0
     forward_log: list[tuple[str, int, float]] = field(default_factory=list)
+    cut_by_context: bool = False  # the model's context filled up before the turn ended (a warning says what was cut)
 
     @property
     def audio_codes(self) -> list[int]:
@@ -281,7 +285,13 @@ class Generation:
         context = getattr(model.backbone.config, "max_position_embeddings", None)
         if context is not None and len(prompt) >= context:
             raise ValueError(f"prompt has {len(prompt)} tokens but the model's context is {context}")
+        trained = model.config.max_length
+        if trained is not None and len(prompt) >= trained:
+            log.warning("the prompt has %d tokens but this model was trained on sequences of at most %d "
+                        "(ttt_config max_length): expect a poor answer to an input this long", len(prompt), trained)
         self.context = context or math.inf
+        if self.cfg.force_text:
+            self._check_forced_fits(len(prompt))
         rows = prompt.input_ids[None]
         if self.cfg.cfg_scale > 0:
             header = len(model.formatter.assistant_header())
@@ -307,11 +317,40 @@ class Generation:
         r.forward_log = self.seq.log
         r.wall_seconds = self._now()
 
+    def _check_forced_fits(self, prompt_length: int) -> None:
+        """Refuse, before any work, a text to speak whose tokens and fixed spans (plus the shortest final
+        span) cannot fit in the context: spoken in part, it would be silently cut."""
+        forced = self._forced_tokens()
+        chunk = self.model.config.audio_chunk
+        fixed_spans = forced.count(self.vocab.begin_of_audio)
+        need = prompt_length + len(forced) + fixed_spans * (chunk + 1) + 2  # + one code and the closing token
+        if need > self.context:
+            text_tokens = len(forced) - fixed_spans - 2
+            raise ValueError(
+                f"the text to speak is too long for this model: its {text_tokens} tokens need {need} positions with "
+                f"their speech and the prompt, but the context holds {self.context}; split it into shorter parts")
+
+    def _fits(self, token: int) -> bool:
+        """Whether the context has room for `token` and what it opens: a whole fixed span, or a final span
+        of at least one code; if not, the turn ends here with a warning (`_context_full`)."""
+        v, room = self.vocab, self.context - self.seq.ids.shape[1]
+        need = {v.begin_of_audio: self.model.config.audio_chunk + 2, v.begin_of_last_span: 4}.get(token, 1)
+        if room >= need:
+            return True
+        self._context_full()
+        return False
+
+    def _context_full(self) -> None:
+        self.result.cut_by_context = True
+        log.warning("the model's context of %d tokens is full: the answer was cut after %d generated tokens "
+                    "(text so far: %r)", self.context, len(self.result.token_ids),
+                    self.model.tokenizer.decode(self.text_ids)[-60:])
+
     def _forced_tokens(self) -> list[int]:
         """The token queue for `force_text`: text chunks, each followed by its span's opening token."""
         if not self.cfg.force_text:
             return []
-        ids = self.model.tokenizer(self.cfg.force_text, add_special_tokens=False)["input_ids"]
+        ids = self.model.tokenizer(self.cfg.force_text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
         n = self.model.config.text_chunk
         chunks = [ids[i : i + n] for i in range(0, len(ids), n)]
         v = self.vocab
@@ -321,14 +360,17 @@ class Generation:
     def _interleaved(self, logits: torch.Tensor) -> Iterator[TextDelta | AudioSpan]:
         r, v = self.result, self.vocab
         forced = self._forced_tokens()
-        while len(r.token_ids) < self.cfg.max_new_tokens and self.seq.ids.shape[1] < self.context - 1:
+        while len(r.token_ids) < self.cfg.max_new_tokens:
             if forced:
                 token = forced.pop(0)
             else:
                 token = _sample(logits.masked_fill(~self.text_ok, -math.inf), self.cfg, self.generator)
-            r.token_ids.append(token)
             if token in self.stop_ids:
+                r.token_ids.append(token)
                 return
+            if not self._fits(token):
+                return
+            r.token_ids.append(token)
             logits = self.seq.commit_block(torch.tensor([token]), run=False)
             if token not in (v.begin_of_audio, v.begin_of_last_span):
                 yield self._text(token)
@@ -366,6 +408,8 @@ class Generation:
                 logits = seq.commit_block(torch.tensor(tokens))
                 closed = tokens[-1] == closer
                 if not closed and n_codes + len(tokens) >= cap:
+                    if cap < cfg.max_last_span:
+                        self._context_full()
                     tokens.append(closer)
                     logits, closed = seq.commit_block(torch.tensor([closer]), run=False), True
             n_codes += sum(t != closer for t in tokens)

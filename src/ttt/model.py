@@ -5,10 +5,13 @@ The backbone's modeling file is untouched: the modality-aware mask goes in throu
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import ModelOutput
@@ -147,10 +150,48 @@ class TtTModel(nn.Module):
     def from_pretrained(cls, directory: str | os.PathLike, **model_kwargs) -> "TtTModel":
         """Load what `save_pretrained` wrote; `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
         directory = check_model_dir(directory)
+        check_model_files(directory)
         config = TtTConfig.load(directory)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        backbone = AutoModelForCausalLM.from_pretrained(directory, **model_kwargs)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(directory)
+        except Exception as err:  # tokenizers raises bare Exceptions; any failure here is the files' fault
+            raise ValueError(f"{directory}: cannot load the tokenizer (tokenizer.json, tokenizer_config.json): "
+                             f"{_first_line(err)}") from None
+        try:
+            backbone = AutoModelForCausalLM.from_pretrained(directory, **model_kwargs)
+        except (ValueError, TypeError, KeyError, OSError) as err:
+            raise ValueError(f"{directory}: cannot load the backbone (config.json, model.safetensors): "
+                             f"{_first_line(err)}") from None
         return cls(backbone, tokenizer, config)
+
+
+def check_model_files(directory: Path) -> None:
+    """Read the header of every file a model directory loads from, so that a damaged one (a truncated
+    copy, a garbage JSON) is a one-line ValueError naming it rather than a SafetensorError, OSError or
+    JSONDecodeError from deep inside transformers. Costs milliseconds: safetensors data is not read."""
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"{directory}: no config.json (the backbone's Hugging Face config)")
+    for path in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    weights = sorted(directory.glob("*.safetensors"))
+    if not weights:
+        raise FileNotFoundError(f"{directory}: no model.safetensors (the weights)")
+    for path in weights:
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"{path}: damaged or truncated weights ({' '.join(str(err).split())})") from None
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
 
 
 def _next_real_position(pad: torch.Tensor) -> torch.Tensor:

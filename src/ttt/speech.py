@@ -7,6 +7,7 @@ vocoded as it is committed (a fixed span whole, the final span block by block), 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +19,9 @@ import numpy as np
 from ttt.config import check_model_dir, load_decoding
 from ttt.format import SYSTEM, input_audio
 from ttt.generate import AudioSpan, Generation, GenerationResult, generate
+
+
+log = logging.getLogger(__name__)
 
 
 def default_model_dir() -> Path:
@@ -107,11 +111,18 @@ class SpeechLM:
         if len(said.wave):
             self.codec.encode(said.wave, said.sample_rate)
 
-    def _messages(self, task: str, user: str) -> list[dict]:
-        return [{"role": "system", "content": self.system[task]}, {"role": "user", "content": user}]
+    def _messages(self, task: str, user: str, literal: bool = False) -> list[dict]:
+        """The task's conversation; `literal` marks user text, whose `<|...|>` must stay characters."""
+        return [{"role": "system", "content": self.system[task]}, {"role": "user", "content": user, "literal": literal}]
 
     def audio_prompt(self, wave: np.ndarray, sample_rate: int) -> str:
-        """A user message's content for spoken input: the wave's codec codes in the model's audio format."""
+        """A user message's content for spoken input: the wave's codec codes in the model's audio format
+        (input that sounds like noise is warned about)."""
+        from ttt.audio.io import noise_warning
+
+        warning = noise_warning(wave, sample_rate, "input audio")
+        if warning:
+            log.warning(warning)
         return input_audio(self.codec.encode(wave, sample_rate))
 
     def transcribe(self, wave: np.ndarray, sample_rate: int, **kwargs) -> str:
@@ -121,13 +132,18 @@ class SpeechLM:
 
     def answer(self, question: str, **kwargs) -> str:
         """Text question -> text answer (the corpus's text chat task)."""
-        messages = self._messages("text_chat", question)
+        if not question.strip():
+            raise ValueError("the question is empty")
+        messages = self._messages("text_chat", question, literal=True)
         return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
 
     def speak(self, text: str, on_event: Callable | None = None, on_chunk: Callable | None = None,
               **kwargs) -> SpokenAnswer:
-        """TTS: the model speaks exactly `text` (forced text, generated audio); callbacks as in `chat`."""
-        return self.respond(self._messages("tts", text), on_event, on_chunk, force_text=text, **kwargs)
+        """TTS: the model speaks exactly `text` (forced text, generated audio); callbacks as in `chat`.
+        Special tokens spelled in it are spoken as characters, never obeyed."""
+        if not text.strip():
+            raise ValueError("nothing to speak: the text is empty")
+        return self.respond(self._messages("tts", text, literal=True), on_event, on_chunk, force_text=text, **kwargs)
 
     def chat(self, wave: np.ndarray, sample_rate: int, on_event: Callable | None = None,
              history: list[dict] | None = None, on_chunk: Callable | None = None, **kwargs) -> SpokenAnswer:

@@ -62,20 +62,43 @@ def test_perturbations(make_model):
         assert torch.equal(after[earlier_text], base[earlier_text]), f"change at {pos} leaked into earlier text"
 
 
-def test_flex_backbone_matches_sdpa(make_model):
+FLEX_VS_SDPA = """
+import copy, sys, torch
+sys.path.insert(0, sys.argv[1])
+from helpers import WORDS, chat_example
+from ttt.model import TtTModel
+from ttt.training.backbones import tiny_backbone
+from ttt.training.collate import collate_for
+from ttt.vocab import train_bpe_tokenizer
+tok = train_bpe_tokenizer(WORDS * 5, vocab_size=400)
+def make(attn):
+    t = copy.deepcopy(tok)
+    return TtTModel.from_backbone(tiny_backbone(len(t) + 80, attn_implementation=attn), t, audio_codebook_size=64).eval()
+sdpa, flex = make("sdpa"), make("flex_attention")
+flex.backbone.load_state_dict(sdpa.backbone.state_dict())
+batch = collate_for(sdpa, [chat_example(), {"text": "hello world"}], train=True, generator=torch.Generator().manual_seed(0))
+with torch.no_grad():
+    a, b = sdpa(**batch), flex(**batch)
+valid = batch["doc_ids"] >= 0
+torch.testing.assert_close(a.logits[valid], b.logits[valid], atol=1e-4, rtol=1e-4)
+torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=1e-5)
+"""
+
+
+def test_flex_backbone_matches_sdpa():
+    """In a fresh interpreter: inside the full suite, after other tests changed process-wide torch state,
+    inductor's CPU Flex kernel once returned logits 0.65 off SDPA's (torch 2.13; not reproduced alone)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
     from torch._inductor.cpu_vec_isa import pick_vec_isa
 
     if not pick_vec_isa():  # e.g. ATEN_CPU_CAPABILITY=default: the CPU Flex template emits AVX code regardless
         pytest.skip("FlexAttention on CPU compiles with inductor, whose flex template needs a vector ISA (AVX2/AVX-512)")
-    sdpa = make_model(attn="sdpa")
-    flex = make_model(attn="flex_attention")
-    flex.backbone.load_state_dict(sdpa.backbone.state_dict())
-    batch = collate_for(sdpa, [chat_example(), {"text": "hello world"}], train=True, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        a, b = sdpa(**batch), flex(**batch)
-    valid = batch["doc_ids"] >= 0
-    torch.testing.assert_close(a.logits[valid], b.logits[valid], atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=1e-5)
+    tests_dir = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", FLEX_VS_SDPA, str(tests_dir)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_selected_logits_give_the_same_loss(make_model):

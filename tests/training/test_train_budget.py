@@ -60,11 +60,12 @@ def test_time_budget_config_and_flag(tmp_path):
 
     assert load_config(CONFIG, {"data.train": "x.jsonl"}).max_minutes is None
     assert load_config(CONFIG, {"data.train": "x.jsonl", "max_minutes": 2}).max_minutes == 2
-    for bad in (0, -1.0, True):
+    for bad in (0, -1.0):
         with pytest.raises(ValueError, match="max_minutes must be positive"):
             load_config(CONFIG, {"data.train": "x.jsonl", "max_minutes": bad})
-    with pytest.raises(ValueError, match="max_minutes: expected a number, got 'soon'"):
-        load_config(CONFIG, {"data.train": "x.jsonl", "max_minutes": "soon"})
+    for bad in (True, "soon"):
+        with pytest.raises(ValueError, match=f"max_minutes must be a number or null, got {bad!r}"):
+            load_config(CONFIG, {"data.train": "x.jsonl", "max_minutes": bad})
     parser = argparse.ArgumentParser()
     train_cli.register(parser.add_subparsers())
     args = parser.parse_args(["train", "--config", "c.yaml", "--max-minutes", "0.5"])

@@ -26,5 +26,5 @@ def test_float_fields_take_exponents_without_a_dot():
     cfg = load_config(None, dict([parse_override("data.train=x.jsonl"), parse_override("optim.lr=1e-3"),
                                   parse_override("max_minutes=5e1")]))
     assert cfg.optim.lr == 0.001 and cfg.max_minutes == 50.0
-    with pytest.raises(ValueError, match="optim.lr: expected a number, got 'fast'"):
+    with pytest.raises(ValueError, match="optim.lr must be a number, got 'fast'"):
         load_config(None, {"data.train": "x.jsonl", "optim.lr": "fast"})

@@ -110,7 +110,7 @@ def test_cli_trains_with_overrides(tmp_path):
 def test_config_validation_and_schedule(tmp_path):
     cfg = load_config(CONFIG)
     assert cfg.backbone.source == "tiny" and cfg.ttt["mode"] == "ttt" and cfg.optim.betas == (0.9, 0.95)
-    with pytest.raises(ValueError, match="unknown keys \\['nope'\\]"):
+    with pytest.raises(ValueError, match="unknown keys \\['optim.nope'\\]"):
         load_config(CONFIG, {"optim.nope": 1})
     with pytest.raises(ValueError, match="mode must be one of"):
         load_config(CONFIG, {"ttt.mode": "xyz"})

@@ -9,9 +9,15 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
-# errors that mean bad input or a run that cannot go on: printed as one line, exit status 1, no traceback
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+# errors that mean bad input or a run that cannot go on: printed as one line, exit status 1, no traceback.
+# OSError covers what the system refuses (a full disk, a permission, a path that is a directory).
+USER_ERRORS = (ValueError, OSError, FloatingPointError)
+
+# decoding flag -> GenerationConfig field
+DECODING_FLAGS = {"--steps": "steps", "--block-length": "block_length", "--max-last-span": "max_last_span",
+                  "--stop-threshold": "stop_threshold"}
 
 
 def setup_logging(verbose: bool) -> None:
@@ -44,3 +50,48 @@ def decoding(args: argparse.Namespace) -> dict:
     """The decoding flags as `SpeechLM.from_dir` keyword arguments (None = the model's own setting)."""
     return {"steps": args.steps, "block_length": args.block_length, "max_last_span": args.max_last_span,
             "stop_threshold": args.stop_threshold}
+
+
+def check_decoding(args: argparse.Namespace, **extra) -> None:
+    """Refuse bad decoding flags before the model loads (~10 s for the shipped one), naming the flag.
+    `extra` holds other GenerationConfig fields a command sets (`max_new_tokens` for eval)."""
+    from ttt.config import GenerationConfig
+
+    chosen = {**decoding(args), **extra}
+    flags = {field: flag for flag, field in DECODING_FLAGS.items()}
+    for field, value in chosen.items():
+        if value is None:
+            continue
+        try:
+            GenerationConfig(**{field: value})
+        except ValueError as err:
+            flag = flags.get(field, "--" + field.replace("_", "-"))
+            raise ValueError(f"{flag} {value}: {err}") from None
+
+
+def set_threads(threads: int | None) -> None:
+    """`--threads N`: torch's CPU threads; 0 or fewer is an error (torch ignores 0 and fails later on -1)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def check_output_dir(path: str, flag: str = "--out") -> Path:
+    """An output folder that can be written, checked before the work whose results it will hold."""
+    import os
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{flag} {out}: exists and is a file; give a folder")
+    folder = out
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {out}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {out}: cannot write into {folder} (permission denied)")
+    return out

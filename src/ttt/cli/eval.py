@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 
-from ttt.cli.common import decoding, decoding_arguments
+from ttt.cli.common import check_decoding, check_output_dir, decoding, decoding_arguments, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import torch
-
     from ttt.eval.report import write_report
     from ttt.eval.harness import Evaluator, read_items, run, select, summarize
     from ttt.config import is_model_dir
     from ttt.speech import SpeechLM, default_model_dir
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
+    check_decoding(args, max_new_tokens=args.max_new_tokens)
+    check_output_dir(args.out)  # before the evaluation, whose results would otherwise be lost
     if not args.model and not is_model_dir(default_model_dir()):
         raise FileNotFoundError(f"no shipped default model in {default_model_dir()} yet; pass --model DIR")
     items, skipped = read_items(args.data)

@@ -6,7 +6,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from ttt.cli.common import decoding, decoding_arguments
+from ttt.cli.common import check_decoding, check_output_dir, decoding, decoding_arguments, set_threads
 
 DEMO_QUESTION = "what is six plus three"  # the text of assets/demo/question.wav (flite voice rms)
 DEMO_VOICE = "flite-rms"
@@ -55,13 +55,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chat.set_defaults(func=_chat)
 
 
-def _load(args: argparse.Namespace):
-    import torch
+def _check(args: argparse.Namespace) -> None:
+    """What can be refused before anything is read or loaded: threads, decoding flags and the output."""
+    set_threads(args.threads)
+    check_decoding(args)
+    if getattr(args, "output", None) is not None:
+        from ttt.audio.io import check_output_path
 
+        check_output_path(args.output, "-o")
+
+
+def _load(args: argparse.Namespace):
     from ttt.speech import SpeechLM
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     return SpeechLM.from_dir(args.model, args.codec, device=args.device, **decoding(args))
 
 
@@ -73,7 +79,7 @@ def _read(path: str):
 
 def _question(args: argparse.Namespace):
     """The demo's question wave: --wav, --say (synthesized here), or the shipped question."""
-    if args.say:
+    if args.say is not None:
         from ttt.corpus.voices import get_voice
 
         return get_voice(args.voice).synthesize(args.say)
@@ -84,9 +90,14 @@ def _demo(args: argparse.Namespace) -> int:
     from ttt.audio.io import save_audio
     from ttt.generate import TextDelta
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir(args.out)
+    if args.say is not None and not args.say.strip():
+        raise ValueError("--say: the question is empty")
+    _check(args)
     wave, sr = _question(args)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("answer.txt", "answer.wav"):  # a failure from here on must not pair an old answer with this question
+        (out / stale).unlink(missing_ok=True)
     save_audio(out / "question.wav", wave, sr)
     print(f"question: {args.wav or repr(args.say or DEMO_QUESTION)} ({len(wave) / sr:.1f} s of speech)")
     lm = _load(args)
@@ -95,7 +106,6 @@ def _demo(args: argparse.Namespace) -> int:
     answer = lm.chat(wave, sr, on_event=lambda e: print(e.text, end="", flush=True) if isinstance(e, TextDelta) else None)
     print()
     (out / "answer.txt").write_text(answer.text + "\n")
-    (out / "answer.wav").unlink(missing_ok=True)  # never leave a previous run's answer next to this text
     if not _save_answer(out / "answer.wav", answer):
         print(f"wrote {out / 'answer.txt'}")
         return 0
@@ -122,12 +132,16 @@ def _save_answer(path: Path, answer) -> bool:
 
 
 def _asr(args: argparse.Namespace) -> int:
+    _check(args)
     wave, sr = _read(args.wav)
     print(_load(args).transcribe(wave, sr))
     return 0
 
 
 def _tts(args: argparse.Namespace) -> int:
+    if not args.text.strip():
+        raise ValueError("nothing to speak: the text is empty")
+    _check(args)
     answer = _load(args).speak(args.text)
     if _save_answer(Path(args.output), answer):
         print(f"wrote {args.output} ({len(answer.wave) / answer.sample_rate:.1f} s)", file=sys.stderr)
@@ -135,6 +149,7 @@ def _tts(args: argparse.Namespace) -> int:
 
 
 def _chat(args: argparse.Namespace) -> int:
+    _check(args)
     wave, sr = _read(args.wav)
     answer = _load(args).chat(wave, sr)
     print(answer.text)

@@ -108,6 +108,10 @@ def _parse(raw: bytes, path: Path, number: int) -> EvalItem | str:
 def read_items(path: str | Path) -> tuple[list[EvalItem], list[Skipped]]:
     """Every valid item of an eval JSONL file, and every line skipped with its reason (also logged)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give an eval JSONL file (e.g. data/built/eval_test.jsonl)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such eval file")
     items, skipped = [], []
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
@@ -119,6 +123,9 @@ def read_items(path: str | Path) -> tuple[list[EvalItem], list[Skipped]]:
                 log.warning("skipping %s", skipped[-1])
             else:
                 items.append(parsed)
+    if not items:
+        why = f"all {len(skipped)} lines are malformed (first: {skipped[0].reason})" if skipped else "the file is empty"
+        raise ValueError(f"{path}: no evaluation items: {why}")
     return items, skipped
 
 

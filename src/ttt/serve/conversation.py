@@ -100,7 +100,7 @@ def run_turn(lm: SpeechLM, conversation: Conversation, emit: Callable[[dict], No
         text_out = answer.text
     else:
         text = text.strip()
-        user = {"role": "user", "content": text}
+        user = {"role": "user", "content": text, "literal": True}  # typed text is text, never tokens
         emit({"type": "turn", "turn": turn, "input": "text", "text": text})
         history = conversation.fitted(lm, SYSTEM["text_chat"], user)
         messages = [{"role": "system", "content": SYSTEM["text_chat"]}, *history, user]

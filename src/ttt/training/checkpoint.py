@@ -8,23 +8,31 @@ Layout of `OUT/checkpoints/step-00000100/`:
   (torch CPU/CUDA RNG per process). Under FSDP / DeepSpeed the sharded model and optimizer go through
   `accelerator.save_state` instead (which pickles), as only the engine knows its shards.
 
-A checkpoint is written into a hidden temporary directory and renamed into place, so a directory named
-`step-*` is always complete; older ones beyond `keep_last` are removed afterwards, except every
+A checkpoint is written into a hidden temporary directory, flushed to disk (fsync), listed in
+`checkpoint.json` (every file with its size, written last) and renamed into place, so a directory named
+`step-*` is complete when written; older ones beyond `keep_last` are removed afterwards, except every
 `keep_every`-th step's, which stay for checkpoint averaging over the whole run (`ttt export A B … OUT`).
+A checkpoint damaged later (a truncated copy, a full disk) fails `verify_checkpoint`, and `--resume` falls
+back to the newest one that passes. `run_lock` keeps two runs out of one output directory.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import random
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ttt.files import publish_modes, replace_dir
@@ -32,6 +40,8 @@ from ttt.files import publish_modes, replace_dir
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"step-(\d+)")
+MANIFEST = "checkpoint.json"  # written last: every file of the checkpoint with its size
+LOCK_FILE = ".lock"
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
 
 
@@ -51,6 +61,113 @@ def checkpoint_dirs(out_dir: str | Path) -> list[Path]:
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     dirs = checkpoint_dirs(out_dir)
     return dirs[-1] if dirs else None
+
+
+def verify_checkpoint(directory: Path) -> str | None:
+    """Why checkpoint `directory` cannot be resumed from (a missing or truncated file), or None if it can.
+
+    The sizes in `checkpoint.json` catch truncation; every safetensors header and JSON file is also read,
+    which covers checkpoints written before the manifest existed."""
+    manifest = directory / MANIFEST
+    if manifest.is_file():
+        try:
+            files = json.loads(manifest.read_text())["files"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return f"{MANIFEST} is damaged"
+        for name, size in files.items():
+            path = directory / name
+            if not path.is_file():
+                return f"{name} is missing"
+            if path.stat().st_size != size:
+                return f"{name} has {path.stat().st_size} of its {size} bytes"
+    for path in sorted(directory.rglob("*")):
+        name = path.relative_to(directory)
+        try:
+            if path.suffix == ".safetensors":
+                with safe_open(str(path), framework="pt"):
+                    pass
+            elif path.suffix == ".json":
+                json.loads(path.read_text())
+        except (SafetensorError, OSError, ValueError) as err:
+            return f"{name} is unreadable ({' '.join(str(err).split())})"
+    if not (directory / "training_state" / "state.json").is_file():
+        return "training_state/state.json is missing"
+    return None
+
+
+def resumable_checkpoint(out_dir: str | Path) -> Path | None:
+    """The newest checkpoint that `verify_checkpoint` accepts; each newer, damaged one is named in a warning.
+
+    None when the run has no checkpoint; a ValueError when it has some but none is complete."""
+    dirs = checkpoint_dirs(out_dir)
+    for directory in reversed(dirs):
+        problem = verify_checkpoint(directory)
+        if problem is None:
+            return directory
+        log.warning("checkpoint %s is damaged (%s): skipping it for an older one", directory, problem)
+    if dirs:
+        raise ValueError(f"{Path(out_dir) / 'checkpoints'}: none of the {len(dirs)} checkpoints is complete "
+                         f"(newest: {dirs[-1].name}, {verify_checkpoint(dirs[-1])}); cannot resume")
+    return None
+
+
+@contextmanager
+def run_lock(out_dir: str | Path, active: bool = True) -> Iterator[None]:
+    """Hold `OUT/.lock` (an advisory `flock`) for the duration of a run, so that a second `ttt train --out`
+    on the same folder stops at once instead of interleaving checkpoints and log lines with the first.
+
+    The lock dies with its process (kill -9 included), so a crashed run never blocks its own `--resume`.
+    `active=False` (processes other than the main one) holds nothing."""
+    if not active:
+        yield
+        return
+    out = Path(out_dir)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            raise ValueError(f"{out} is in use by another training run (pid {holder} holds {path}); "
+                             "wait for it or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+        if created and [p.name for p in out.iterdir()] == [LOCK_FILE]:  # a run that failed before writing anything
+            path.unlink(missing_ok=True)
+            out.rmdir()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _seal(directory: Path) -> None:
+    """Flush every file of a finished checkpoint to disk, then write its manifest (flushed too): a
+    directory whose manifest lists sizes its files have was completely written."""
+    files = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            _fsync(path)
+            files[str(path.relative_to(directory))] = path.stat().st_size
+    manifest = directory / MANIFEST
+    manifest.write_text(json.dumps({"files": files}, indent=1))
+    _fsync(manifest)
+    for sub in {p.parent for p in directory.rglob("*")} | {directory}:
+        _fsync(sub)
+
+
+def _size_mb(directory: Path) -> float:
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file()) / 2**20
 
 
 def is_lora_checkpoint(directory: Path) -> bool:
@@ -152,6 +269,27 @@ def save_checkpoint(
     root = Path(out_dir) / "checkpoints"
     final = root / f"step-{step:08d}"
     tmp = root / f".tmp-step-{step:08d}"
+    previous = latest_checkpoint(out_dir)
+    try:
+        _write_checkpoint(accelerator, model, optimizer, tmp, step, state, lora)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        need = f"; one checkpoint takes about {_size_mb(previous):.0f} MB" if previous is not None else ""
+        raise OSError(err.errno, f"cannot write checkpoint {final.name} in {root}: {err.strerror or err}"
+                      f"{need} (a save needs room for keep_last + 1 of them); nothing partial was left") from None
+    if accelerator.is_main_process:
+        replace_dir(tmp, final)
+        _fsync(root)
+        for old_step, old in _saved_steps(out_dir)[:-keep_last]:
+            if keep_every is None or old_step % keep_every:
+                shutil.rmtree(old, ignore_errors=True)
+        log.info("saved checkpoint %s", final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _write_checkpoint(accelerator: Accelerator, model, optimizer, tmp: Path, step: int, state: dict, lora: bool) -> None:
+    """Every file of checkpoint `step` into `tmp`, flushed and sealed with its manifest."""
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
         (tmp / "training_state").mkdir(parents=True)
@@ -175,13 +313,7 @@ def save_checkpoint(
         (train_dir / "state.json").write_text(json.dumps(payload))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        replace_dir(tmp, final)
-        for old_step, old in _saved_steps(out_dir)[:-keep_last]:
-            if keep_every is None or old_step % keep_every:
-                shutil.rmtree(old, ignore_errors=True)
-        log.info("saved checkpoint %s", final)
-    accelerator.wait_for_everyone()
-    return final
+        _seal(tmp)
 
 
 def load_training_state(accelerator: Accelerator, optimizer, directory: Path) -> dict:

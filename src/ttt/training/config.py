@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from ttt.config import TtTConfig
+from ttt.fields import convert, from_mapping
 
 SOURCES = ("tiny", "hf", "ttt")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -144,39 +145,61 @@ class TrainConfig:
 
     def ttt_config(self, base: TtTConfig | None = None) -> TtTConfig:
         """The TtT settings: `base` (or the defaults) updated with this config's `ttt` section."""
-        return dataclasses.replace(base or TtTConfig(), **self.ttt)
+        return from_mapping(TtTConfig, {**dataclasses.asdict(base or TtTConfig()), **self.ttt}, "ttt")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-def _build(cls, data: Any, where: str):
-    """A dataclass from a dict, recursing into dataclass-typed fields; unknown keys are errors."""
+# settings a resumed run may not change: they decide the shapes of the weights, the vocabulary or the format
+ARCHITECTURE = {
+    "backbone": ("source", "family", "hidden_size", "layers", "heads", "kv_heads", "intermediate_size",
+                 "max_positions", "tokenizer_vocab_size"),
+    "lora": ("enabled", "r", "alpha", "target_modules", "train_ttt_tokens"),
+    "ttt": ("audio_codebook_size", "text_chunk", "audio_chunk", "mode"),
+}
+
+
+def architecture_changes(saved: dict, cfg: TrainConfig) -> list[str]:
+    """`key=old (now new)` for each architecture setting of `cfg` that differs from a saved run's config
+    (`TrainConfig.to_dict()` as stored in its checkpoints)."""
+    now = cfg.to_dict()
+    changes = []
+    for section, keys in ARCHITECTURE.items():
+        old_section, new_section = saved.get(section) or {}, now.get(section) or {}
+        for key in keys:
+            old, new = old_section.get(key), new_section.get(key)
+            if isinstance(old, list) or isinstance(new, list):
+                old, new = list(old or []), list(new or [])
+            if old != new:
+                changes.append(f"{section}.{key}={old!r} (now {new!r})")
+    return changes
+
+
+def _build(cls, data: Any, where: str, section: str = "", overridden: frozenset[str] = frozenset()):
+    """A dataclass from a dict, recursing into dataclass-typed fields; unknown keys and values of the wrong
+    type are errors naming the key and where it came from (the YAML file or a `--set` override)."""
     if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+        raise ValueError(f"{where}: {section or 'the config'} must be a mapping, got {type(data).__name__}")
     known = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(known)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+        keys = sorted(f"{section}{k}" for k in unknown)
+        raise ValueError(f"{where}: unknown keys {keys} (known: {sorted(known)})")
     kwargs = {}
     for name, value in data.items():
+        dotted = f"{section}{name}"
+        origin = f"--set {dotted}" if dotted in overridden else f"{where}: {dotted}"
         sub = known[name].default_factory if known[name].default_factory is not dataclasses.MISSING else None
         if sub is not None and dataclasses.is_dataclass(sub):
-            value = _build(sub, value, f"{where}.{name}")
-        elif name == "betas":
-            value = tuple(value)
-        elif isinstance(value, str) and known[name].type in ("float", "float | None"):
-            value = _float(value, f"{where}.{name}")
+            value = _build(sub, value, where, f"{dotted}.", overridden)
+        else:
+            value = convert(cls, name, value, origin)
         kwargs[name] = value
-    return cls(**kwargs)
-
-
-def _float(text: str, where: str) -> float:
-    """YAML 1.1 reads `1e-3` (no dot) as a string; a float field takes it as the number it spells."""
     try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{where}: expected a number, got {text!r}") from None
+        return cls(**kwargs)
+    except TypeError as err:  # a __post_init__ comparison on a value the types let through
+        raise ValueError(f"{where}: {err}") from None
 
 
 def _set(data: dict, dotted: str, value: Any) -> None:
@@ -193,7 +216,14 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise ValueError(f"override {text!r} must look like section.key=value")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({_first_line(err)})") from None
+
+
+def _first_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
@@ -203,9 +233,12 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no config file {path}")
-        data = yaml.safe_load(path.read_text()) or {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path}: not valid YAML ({_first_line(err)})") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the config must be a YAML mapping")
     for key, value in (overrides or {}).items():
         _set(data, key, value)
-    return _build(TrainConfig, data, str(path or "config"))
+    return _build(TrainConfig, data, str(path or "config"), overridden=frozenset(overrides or {}))

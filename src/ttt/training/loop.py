@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -26,7 +27,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from ttt.training.backbones import tiny_backbone
 
 from ttt.vocab import train_bpe_tokenizer
-from ttt.training.checkpoint import is_lora_checkpoint, latest_checkpoint, load_trainable, load_training_state, save_checkpoint, save_model
+from ttt.training.checkpoint import (is_lora_checkpoint, latest_checkpoint, load_trainable, load_training_state,
+                                     resumable_checkpoint, run_lock, save_checkpoint, save_model)
 from ttt.training.collate import collate, collate_for
 from ttt.config import TtTConfig
 from ttt.training.data import (BatchSampler, check_build_card, encode_records, micro_batches, noise_generator, plain_texts,
@@ -34,7 +36,7 @@ from ttt.training.data import (BatchSampler, check_build_card, encode_records, m
 from ttt.files import replace_dir
 from ttt.format import EncodedExample
 from ttt.model import TtTModel
-from ttt.training.config import LoraSettings, TrainConfig
+from ttt.training.config import LoraSettings, TrainConfig, architecture_changes
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +156,7 @@ class RunLog:
         if not active:
             return
         if resume_step is not None and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines() if json.loads(line).get("step", 0) <= resume_step]
+            kept = [line for line, record in self._records() if record.get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         elif resume_step is None:
             self.path.unlink(missing_ok=True)
@@ -164,6 +166,21 @@ class RunLog:
             self.tb = SummaryWriter(str(out_dir / "tensorboard"))
         except ImportError:
             log.debug("tensorboard not installed; logging to stdout and log.jsonl only")
+
+    def _records(self) -> list[tuple[str, dict]]:
+        """(line, record) of the log; a torn last line (the run was killed mid-write) is dropped with a
+        warning, a damaged line before it is an error naming the file and line."""
+        lines = self.path.read_text().splitlines()
+        records = []
+        for n, line in enumerate(lines, 1):
+            try:
+                records.append((line, json.loads(line)))
+            except json.JSONDecodeError as err:
+                if n < len(lines):
+                    raise ValueError(f"{self.path}:{n}: damaged log line ({err.msg}); fix or remove it to resume") from None
+                log.warning("%s:%d: dropping a torn last line (the run stopped while writing it): %.60r",
+                            self.path, n, line)
+        return records
 
     def write(self, record: dict) -> None:
         if not self.active:
@@ -270,8 +287,16 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     if ckpt is not None and not resume:
         raise ValueError(f"{cfg.out_dir} already holds checkpoints (latest {ckpt.name}); "
                          "pass --resume to continue, or choose another --out")
+    if resume:
+        ckpt = resumable_checkpoint(cfg.out_dir)
     if resume and ckpt is None:
         log.warning("--resume: no checkpoint in %s, starting from scratch", cfg.out_dir)
+    if ckpt is not None:
+        saved = json.loads((ckpt / "training_state" / "state.json").read_text()).get("config")
+        changed = architecture_changes(saved, cfg) if saved else []
+        if changed:
+            raise ValueError(f"--resume: {ckpt} was trained with {', '.join(changed)}; a resumed run cannot change "
+                             "the model's architecture (drop those overrides, or train into another --out)")
     set_seed(cfg.seed)
 
     train_records = [r for path in cfg.data.train_files
@@ -349,6 +374,13 @@ def train_step(run: Run, step: int) -> tuple[torch.Tensor, int, bool]:
 
 
 def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None) -> Path:
+    """`_train` holding the run folder's lock (`run_lock`): a second run on the same --out stops at once.
+    Only the main process (RANK 0 under torchrun / accelerate launch) locks; the others share its folder."""
+    with run_lock(cfg.out_dir, active=int(os.environ.get("RANK", "0")) == 0):
+        return _train(cfg, resume, stop_after)
+
+
+def _train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None) -> Path:
     """Train per `cfg`; return the output directory (final model in `OUT/final`).
 
     resume: continue from the latest checkpoint in `cfg.out_dir` (model, optimizer, scheduler, data
