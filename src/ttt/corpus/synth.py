@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from ttt.corpus.voices import ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
 from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world, counting_runs
@@ -336,11 +337,8 @@ def _jobs(renders: list[tuple[str, str]], seed: int) -> list[tuple[str, int, lis
 
 def corpus_wave(wave: np.ndarray, rate: int, what: str) -> np.ndarray:
     """A synthesized wave as the corpus stores it: 16 kHz, peak at `PEAK`; silent or NaN audio is refused."""
-    from scipy.signal import resample_poly
-
     if rate != SAMPLE_RATE:
-        g = math.gcd(rate, SAMPLE_RATE)
-        wave = resample_poly(wave, SAMPLE_RATE // g, rate // g)
+        wave = soxr.resample(np.asarray(wave, dtype=np.float32), rate, SAMPLE_RATE, quality="HQ")
     peak = float(np.max(np.abs(wave)))
     if not np.isfinite(peak) or peak < 1e-4:
         raise ValueError(f"silent or invalid audio from {what}")
