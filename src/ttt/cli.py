@@ -12,7 +12,7 @@ import logging
 import sys
 
 # errors that mean bad input or a run that cannot go on: printed as one line, exit status 1, no traceback
-USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
+USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError, ConnectionError)
 
 COMMAND_MODULES = [
     "ttt.corpus.cli",
@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "ttt.eval_cli",
     "ttt.export",
     "ttt.grow",
+    "ttt.hub_cli",
 ]
 
 

@@ -30,6 +30,7 @@ def export_model(source: str | Path | list, out: str | Path, dtype: str = "float
 
     from ttt.checkpoint import is_lora_checkpoint
     from ttt.generate import GenerationConfig
+    from ttt.hub import read_card, write_model_card
     from ttt.model import TtTModel
     from ttt.speech import DECODING_FILE
 
@@ -57,6 +58,7 @@ def export_model(source: str | Path | list, out: str | Path, dtype: str = "float
     model.save_pretrained(out)
     if settings:
         (out / DECODING_FILE).write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    write_model_card(out, training=read_card(sources[0]).get("training"))  # now with decoding.json
     return out
 
 

@@ -19,6 +19,7 @@ from transformers.utils import ModelOutput
 from ttt.collate import collate
 from ttt.config import TtTConfig
 from ttt.format import EncodedExample, Formatter, Modality
+from ttt.hub import resolve_dir, save_and_push, write_model_card
 from ttt.masks import attention_mask_for
 from ttt.vocab import Vocab, add_ttt_tokens
 
@@ -145,8 +146,10 @@ class TtTModel(nn.Module):
             text = torch.zeros_like(text)
         return text, torch.where(masked, labels, at_next(labels))
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Weights (safetensors), HF config, tokenizer and `ttt_config.json`, swapped in atomically."""
+    def save_pretrained(self, directory: str | os.PathLike, training: dict | None = None,
+                        metrics: dict | None = None) -> None:
+        """Weights (safetensors), HF config, tokenizer, `ttt_config.json` and a model card (README.md,
+        `ttt.hub.write_model_card`; `training`/`metrics` go into it), swapped in atomically."""
         target = Path(directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -154,6 +157,7 @@ class TtTModel(nn.Module):
             self.backbone.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self.config.save(tmp)
+            write_model_card(tmp, training=training, metrics=metrics, name=target.name)
             publish_modes(tmp)
             old = target.with_name(f".{target.name}.old")
             if target.exists():
@@ -164,10 +168,18 @@ class TtTModel(nn.Module):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def push_to_hub(self, repo_id: str, training: dict | None = None, metrics: dict | None = None,
+                    private: bool | None = None, token: str | None = None) -> str:
+        """Save to a temporary folder with a model card and upload it as hub repo `repo_id`; the commit URL."""
+        return save_and_push(self.save_pretrained, repo_id, training, metrics, private=private, token=token)
+
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, **model_kwargs) -> "TtTModel":
-        """Load what `save_pretrained` wrote; `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
-        directory = Path(directory)
+    def from_pretrained(cls, directory: str | os.PathLike, revision: str | None = None,
+                        **model_kwargs) -> "TtTModel":
+        """Load what `save_pretrained` wrote, from a local folder or a hub id (`ttt.hub.resolve_dir`:
+        folder, then the HF cache, then a download); `model_kwargs` go to
+        `AutoModelForCausalLM.from_pretrained`."""
+        directory = resolve_dir(directory, revision)
         if not (directory / "ttt_config.json").is_file():
             raise FileNotFoundError(f"{directory} is not a TtT model directory (no ttt_config.json)")
         config = TtTConfig.load(directory)

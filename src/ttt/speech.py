@@ -66,17 +66,20 @@ class SpeechLM:
 
     @classmethod
     def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None, **generation) -> "SpeechLM":
-        """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset)."""
+        """Model + codec, each a local folder or a hub id (`ttt.hub.resolve_dir`); decoding is the model's
+        `decoding.json` overridden by `generation` (None = unset)."""
         import torch
 
         from ttt.audio.codec import load_codec, load_default_codec
         from ttt.model import TtTModel
 
-        model_dir = Path(model_dir) if model_dir else default_model_dir()
+        from ttt.hub import resolve_dir
+
+        model_dir = resolve_dir(model_dir) if model_dir else default_model_dir()
         if not (model_dir / "ttt_config.json").is_file():
             raise FileNotFoundError(f"no TtT model in {model_dir}")
         model = TtTModel.from_pretrained(model_dir, dtype=torch.float32).eval()  # float16 releases upcast
-        codec = load_codec(codec_dir) if codec_dir else load_default_codec()
+        codec = load_codec(resolve_dir(codec_dir, what="codec")) if codec_dir else load_default_codec()
         chosen = {k: v for k, v in generation.items() if v is not None}
         return cls(model, codec, **{**decoding_defaults(model_dir), **chosen})
 

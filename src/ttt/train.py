@@ -30,6 +30,7 @@ from ttt.config import TtTConfig
 from ttt.data import (BatchSampler, check_build_card, encode_records, micro_batches, noise_generator, plain_texts,
                       read_records, split_off)
 from ttt.format import EncodedExample
+from ttt.hub import training_summary, write_model_card
 from ttt.model import TtTModel
 from ttt.train_config import LoraSettings, TrainConfig
 
@@ -426,7 +427,8 @@ def train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None)
     bar.close()
     run_log.close()
     if not crashed:
-        export_final(acc, run.model, out_dir / "final", cfg.lora.enabled)
+        steps = step if first <= cfg.max_steps else run.start
+        export_final(acc, run.model, out_dir / "final", cfg.lora.enabled, training_summary(cfg.to_dict(), steps))
     return out_dir
 
 
@@ -439,8 +441,9 @@ def _all_agree(accelerator: Accelerator, flag: bool) -> bool:
     return bool(broadcast(torch.tensor([float(flag)], device=accelerator.device), from_process=0).item())
 
 
-def export_final(accelerator: Accelerator, model, directory: Path, lora: bool) -> None:
-    """The trained model as a plain TtT directory (LoRA merged into the weights), loadable by `from_pretrained`."""
+def export_final(accelerator: Accelerator, model, directory: Path, lora: bool, training: dict | None = None) -> None:
+    """The trained model as a plain TtT directory (LoRA merged into the weights), loadable by `from_pretrained`,
+    with a model card saying how it was trained (`training`, a `ttt.hub.training_summary`)."""
     if lora:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.backbone = unwrapped.backbone.merge_and_unload()
@@ -453,6 +456,7 @@ def export_final(accelerator: Accelerator, model, directory: Path, lora: bool) -
     save_model(accelerator, model, tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        write_model_card(tmp, training=training, name=directory.parent.name)
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
         log.info("final model in %s", directory)
