@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "ttt.export",
     "ttt.grow",
     "ttt.hub_cli",
+    "ttt.curves_cli",
 ]
 
 
