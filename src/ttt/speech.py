@@ -71,9 +71,8 @@ class SpeechLM:
         import torch
 
         from ttt.audio.codec import load_codec, load_default_codec
-        from ttt.model import TtTModel
-
         from ttt.hub import resolve_dir
+        from ttt.model import TtTModel
 
         model_dir = resolve_dir(model_dir) if model_dir else default_model_dir()
         if not (model_dir / "ttt_config.json").is_file():
