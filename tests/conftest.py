@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny tokenizer and TtT models built locally, flite waves (no downloads)."""
+"""Shared fixtures: a tiny tokenizer and TtT models built locally, piper waves (no downloads)."""
 from __future__ import annotations
 
 import copy
@@ -41,12 +41,12 @@ def official_samples():
 
 @pytest.fixture(scope="session")
 def eval_dir(tmp_path_factory):
-    """`wavs/q.wav` (the question) and `wavs/a.wav` (the answer), spoken by flite."""
-    from ttt.corpus.voices import get_voice
+    """`wavs/q.wav` (the question) and `wavs/a.wav` (the answer), spoken by the piper voice (pip-installed)."""
+    from ttt.corpus.voices import TARGET_VOICE, get_voice
 
     root = tmp_path_factory.mktemp("evaldata")
     (root / "wavs").mkdir()
-    voice = get_voice("flite-slt")
+    voice = get_voice(TARGET_VOICE)
     for name, text in [("q", QUESTION), ("a", ANSWER)]:
         wave, sr = voice.synthesize(text)
         sf.write(root / "wavs" / f"{name}.wav", wave, sr)

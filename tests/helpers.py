@@ -1,7 +1,10 @@
 """Shared test data: tiny chat examples in the official format."""
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+import pytest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 CODEBOOK = 64
@@ -41,3 +44,16 @@ SHORT = {
 # The eval and speech tests' spoken question and answer.
 QUESTION = "what is seven plus four"
 ANSWER = "seven plus four is eleven"
+
+# Debian's flite (the corpus's flite voices) is a system package: `make test` installs it where it can (root
+# and apt-get); elsewhere the tests of those voices skip, saying so. Tests that only need some speech use
+# piper, which installs with pip.
+FLITE_MISSING = ("needs the system package flite, not installed here (`make test` installs it when run as "
+                 "root with apt-get; else `sudo apt-get install flite`)")
+needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason=FLITE_MISSING)
+
+
+def require_flite() -> None:
+    """Skip the calling fixture or test when flite is absent (for fixtures, where marks do not apply)."""
+    if shutil.which("flite") is None:
+        pytest.skip(FLITE_MISSING)

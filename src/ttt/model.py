@@ -19,6 +19,7 @@ from transformers.utils import ModelOutput
 from ttt.config import TtTConfig, check_model_dir
 from ttt.files import publishing
 from ttt.format import EncodedExample, Formatter, Modality
+from ttt.hub import resolve_dir, save_and_push, write_model_card
 from ttt.masks import attention_mask_for
 from ttt.vocab import Vocab, add_ttt_tokens
 
@@ -139,17 +140,28 @@ class TtTModel(nn.Module):
             text = torch.zeros_like(text)
         return text, torch.where(masked, labels, at_next(labels))
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Weights (safetensors), HF config, tokenizer and `ttt_config.json`, swapped in atomically."""
+    def save_pretrained(self, directory: str | os.PathLike, training: dict | None = None,
+                        metrics: dict | None = None) -> None:
+        """Weights (safetensors), HF config, tokenizer, `ttt_config.json` and a model card (README.md,
+        `ttt.hub.write_model_card`; `training`/`metrics` go into it), swapped in atomically."""
         with publishing(directory) as tmp:
             self.backbone.save_pretrained(tmp)
             self.tokenizer.save_pretrained(tmp)
             self.config.save(tmp)
+            write_model_card(tmp, training=training, metrics=metrics, name=Path(directory).name)
+
+    def push_to_hub(self, repo_id: str, training: dict | None = None, metrics: dict | None = None,
+                    private: bool | None = None, token: str | None = None) -> str:
+        """Save to a temporary folder with a model card and upload it as hub repo `repo_id`; the commit URL."""
+        return save_and_push(self.save_pretrained, repo_id, training, metrics, private=private, token=token)
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, **model_kwargs) -> "TtTModel":
-        """Load what `save_pretrained` wrote; `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
-        directory = check_model_dir(directory)
+    def from_pretrained(cls, directory: str | os.PathLike, revision: str | None = None,
+                        **model_kwargs) -> "TtTModel":
+        """Load what `save_pretrained` wrote, from a local folder or a hub id (`ttt.hub.resolve_dir`:
+        folder, then the HF cache, then a download); `model_kwargs` go to
+        `AutoModelForCausalLM.from_pretrained`."""
+        directory = check_model_dir(resolve_dir(directory, revision))
         check_model_files(directory)
         config = TtTConfig.load(directory)
         try:

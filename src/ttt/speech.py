@@ -85,20 +85,25 @@ class SpeechLM:
     @classmethod
     def from_dir(cls, model_dir: str | Path | None = None, codec_dir: str | Path | None = None,
                  device: str | None = None, **generation) -> "SpeechLM":
-        """Model + codec; decoding is the model's `decoding.json` overridden by `generation` (None = unset).
+        """Model + codec, each a local folder or a hub id (`ttt.hub.resolve_dir`); decoding is the model's
+        `decoding.json` overridden by `generation` (None = unset).
 
         `device` ("cpu", "cuda", "cuda:1", ...) holds the Transformer, in float32 on CPU and bfloat16 on a GPU
         (a 3B model needs ~7 GB); the codec stays on the CPU, where its small decoder and Griffin-Lim run anyway."""
         import torch
 
         from ttt.audio.codec import open_codec
+        from ttt.hub import resolve_dir
         from ttt.model import TtTModel
 
-        model_dir = check_model_dir(model_dir or default_model_dir())
+        model_dir = check_model_dir(resolve_dir(model_dir) if model_dir else default_model_dir())
         target = _device(device)
         dtype = torch.float32 if target.type == "cpu" else torch.bfloat16  # float16 releases upcast on CPU
         model = TtTModel.from_pretrained(model_dir, dtype=dtype).eval().to(target)
-        codec = open_codec(codec_dir or model_codec(model_dir))
+        codec_spec = codec_dir or model_codec(model_dir)
+        if codec_spec and ":" not in str(codec_spec):  # a folder or a hub id; TYPE:SOURCE goes to its adapter
+            codec_spec = resolve_dir(codec_spec, what="codec")
+        codec = open_codec(codec_spec)
         chosen = {k: v for k, v in generation.items() if v is not None}
         return cls(model, codec, system=model_prompts(model_dir), **{**load_decoding(model_dir), **chosen})
 

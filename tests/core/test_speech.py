@@ -49,7 +49,7 @@ def test_asr_tts_chat_commands(tiny_model_dir, eval_dir, tmp_path, capsys):
 
 def test_missing_model_and_bad_audio_are_clear_errors(eval_dir, tmp_path, capsys):
     assert main(["asr", str(eval_dir / "wavs" / "q.wav"), "--model", str(tmp_path / "none")]) == 1
-    assert "no TtT model in" in capsys.readouterr().err
+    assert "none: no such folder" in capsys.readouterr().err
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF not a wave")
     assert main(["asr", str(broken), "--model", str(tmp_path / "none")]) == 1

@@ -6,7 +6,7 @@ import soundfile as sf
 
 from ttt.audio.codec import load_default_codec
 from ttt.corpus.build import build
-from ttt.corpus.voices import get_voice
+from ttt.corpus.voices import TARGET_VOICE, get_voice
 from ttt.format import Modality
 
 
@@ -14,7 +14,7 @@ from ttt.format import Modality
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     (root / "wavs").mkdir()
-    voice = get_voice("flite-slt")
+    voice = get_voice(TARGET_VOICE)
     for name, text in [("q", "what is seven plus four"), ("a", "seven plus four is eleven")]:
         wave, sr = voice.synthesize(text)
         sf.write(root / "wavs" / f"{name}.wav", wave, sr)

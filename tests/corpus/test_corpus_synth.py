@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import require_flite
 from ttt.corpus.synth import PEAK, SIZES, SPLITS, TASKS, build_corpus, corpus_wave, plan_corpus
 from ttt.corpus.voices import EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES
 from ttt.corpus.world import counting_runs
@@ -18,6 +19,7 @@ FIELDS = {"id", "task", "question", "question_audio", "question_voice", "answer"
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory):
     """The tiny corpus built twice with one seed (different worker counts) and once with another."""
+    require_flite()  # the corpus's voices include flite's
     root = tmp_path_factory.mktemp("corpus")
     build_corpus(root / "a", seed=0, size="tiny", workers=2)
     build_corpus(root / "b", seed=0, size="tiny", workers=1)
@@ -167,3 +169,10 @@ def test_corpus_wave_resamples_normalises_and_refuses_silence():
     for bad in (np.zeros(1600, np.float32), np.full(1600, np.nan, np.float32)):
         with pytest.raises(ValueError, match="silent or invalid audio from a test tone"):
             corpus_wave(bad, 16000, "a test tone")
+
+
+def test_missing_flite_fails_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="system package flite"):
+        build_corpus(tmp_path / "c", size="tiny")
+    assert not (tmp_path / "c").exists()

@@ -2,14 +2,16 @@
 import numpy as np
 import pytest
 
+from helpers import needs_flite
 from ttt.corpus.voices import (ALL_VOICES, EXTRA_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, UNSEEN_VOICES,
                                VOICES, get_voice, make_engine)
 
 TEXT = "what is seven plus four"
 
 
-@pytest.mark.parametrize("name,rate", [(TARGET_VOICE, 22050), ("flite-slt", 16000),
-                                       ("flite-kal16", 16000), ("espeak-en-us+f3-r160-p60", 22050)])
+@pytest.mark.parametrize("name,rate", [(TARGET_VOICE, 22050), pytest.param("flite-slt", 16000, marks=needs_flite),
+                                       pytest.param("flite-kal16", 16000, marks=needs_flite),
+                                       ("espeak-en-us+f3-r160-p60", 22050)])
 def test_engine_speaks(name, rate):
     wave, sr = get_voice(name).synthesize(TEXT)
     assert sr == rate
@@ -35,7 +37,7 @@ def test_piper_is_reproducible_with_a_fresh_seeded_engine():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="non-empty"):
-        get_voice("flite-slt").synthesize("  ")
+        get_voice("espeak-en-us+f3-r160-p60").synthesize("  ")
     with pytest.raises(ValueError, match="unknown voice"):
         get_voice("nobody")
     with pytest.raises(ValueError, match="unknown espeak-ng voice"):
@@ -55,3 +57,15 @@ def test_extra_and_unseen_speakers_share_no_variant_with_the_standard_voices():
     suffix = lambda names: {n.split("+")[1] for n in names if "+" in n}
     assert not suffix(extra | unseen) & suffix(standard)
     assert get_voice(next(iter(UNSEEN_VOICES))).synthesize(TEXT)[1] == 22050
+
+
+@needs_flite
+def test_flite_refuses_blank_text():
+    with pytest.raises(ValueError, match="non-empty"):
+        get_voice("flite-slt").synthesize("  ")
+
+
+def test_missing_flite_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="system package flite"):
+        get_voice("flite-slt")

@@ -18,9 +18,27 @@ def test_normalize(raw, expected):
 
 def test_number_words():
     assert number_to_words(0) == "zero" and number_to_words(40) == "forty"
-    assert number_to_words(999_999).startswith("nine hundred ninety nine thousand")
-    with pytest.raises(ValueError):
+    assert number_to_words(999_999) == "nine hundred ninety nine thousand nine hundred ninety nine"
+    assert number_to_words(1_100) == "one thousand one hundred"
+    with pytest.raises(ValueError, match="0..999999"):
         number_to_words(-1)
+    with pytest.raises(ValueError, match="0..999999"):
+        number_to_words(1_000_000)
+
+
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def test_number_words_match_the_closed_world():
+    """The corpus and the shipped model spell numbers as `NUMBER_WORDS` (0..20) does, and compose
+    larger ones without "and" or hyphens; scoring must spell digits exactly so (0..199 checked)."""
+    from ttt.corpus.world import NUMBER_WORDS
+
+    below_100 = list(NUMBER_WORDS[:20]) + [t + ("" if u == 0 else " " + NUMBER_WORDS[u])
+                                           for t in _TENS for u in range(10)]
+    expected = below_100 + ["one hundred"] + [f"one hundred {w}" for w in below_100[1:]]
+    assert [number_to_words(n) for n in range(200)] == expected
+    assert [number_to_words(n) for n in range(len(NUMBER_WORDS))] == list(NUMBER_WORDS)
 
 
 def test_wer_hand_computed():
@@ -72,6 +90,34 @@ def test_mcd_bad_input():
 def test_bootstrap_ci():
     mean, low, high = bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0], seed=0)
     assert mean == 3.0 and 1.0 <= low < 3.0 < high <= 5.0
+    assert bootstrap_ci([1.0, 2.0, 3.0, 4.0, 5.0], seed=0) == (mean, low, high)  # seeded: reproducible
     assert bootstrap_ci([2.0] * 10) == (2.0, 2.0, 2.0)
-    with pytest.raises(ValueError):
+    assert bootstrap_ci([7.0]) == (7.0, 7.0, 7.0)
+    with pytest.raises(ValueError, match="non-empty"):
         bootstrap_ci([])
+    with pytest.raises(ValueError, match="NaN"):
+        bootstrap_ci([1.0, float("nan")])
+    with pytest.raises(ValueError, match="differ in length"):
+        bootstrap_ci(([1.0, 2.0], [1.0]), lambda a, b, axis=-1: a.sum(axis) / b.sum(axis))
+
+
+def test_bootstrap_ci_is_bca_and_covers_a_skewed_mean():
+    """BCa on a skewed sample: the interval is asymmetric around the mean (longer on the long tail),
+    unlike a normal-theory interval, and close to a large-sample percentile interval."""
+    rng = np.random.default_rng(1)
+    x = rng.exponential(1.0, 60)
+    mean, low, high = bootstrap_ci(x, n_resamples=2000, seed=0)
+    assert low < mean < high and (high - mean) > (mean - low)
+    assert 0.6 < low < mean and mean < high < 1.6
+
+
+def test_bootstrap_ci_ratio_of_paired_sums():
+    num, den = np.array([0.0, 1.0, 2.0, 0.0, 3.0]), np.array([5.0, 4.0, 6.0, 3.0, 7.0])
+
+    def ratio(n, d, axis=-1):
+        return n.sum(axis=axis) / d.sum(axis=axis)
+
+    value, low, high = bootstrap_ci((num, den), ratio, seed=0)
+    assert value == pytest.approx(6 / 25) and 0.0 <= low < value < high <= 0.5
+    # all numerators zero: every resample gives 0, so does the interval (BCa itself is undefined there)
+    assert bootstrap_ci((np.zeros(5), den), ratio) == (0.0, 0.0, 0.0)

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from train_toy import CONFIG, read_log, toy_config
+from ttt.hub import read_card
 from ttt.training.checkpoint import checkpoint_dirs
 from ttt.model import TtTModel
 from ttt.training.loop import train
@@ -33,6 +34,8 @@ def test_time_budget_stops_early_saves_and_exports(tmp_path, caplog):
     assert state["config"]["max_minutes"] == TINY
     assert (out / "final" / "ttt_config.json").is_file()
     TtTModel.from_pretrained(out / "final")
+    training = read_card(out / "final")["training"]  # the model card says what the model was trained on
+    assert training["steps"] == 1 and training["data"]["train"] == cfg.data.train
 
 
 def test_time_budget_clock_survives_resume(tmp_path):
@@ -45,6 +48,7 @@ def test_time_budget_clock_survives_resume(tmp_path):
     assert [p.name for p in checkpoint_dirs(out)] == ["step-00000001"]
     assert [r["step"] for r in read_log(out) if "loss" in r] == [1]
     assert (out / "final" / "model.safetensors").read_bytes() == final
+    assert read_card(out / "final")["training"]["steps"] == 1
 
     more = toy_config(tmp_path, max_steps=4, save_interval=1, eval_interval=10, max_minutes=60)
     train(more, resume=True)  # a larger budget goes on from the stored clock, up to max_steps

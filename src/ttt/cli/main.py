@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "ttt.cli.eval",
     "ttt.cli.model",
     "ttt.cli.serve",
+    "ttt.cli.hub",
+    "ttt.cli.curves",
 ]
 
 

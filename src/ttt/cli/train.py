@@ -79,14 +79,18 @@ def overrides(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
     from transformers.utils import logging as hf_logging
 
-    from ttt.training.loop import train
     from ttt.training.config import load_config
+    from ttt.training.curves import plot_run
+    from ttt.training.loop import train
 
     cfg = load_config(args.config, overrides(args))
     hf_logging.disable_progress_bar()  # per-file load/save bars would interleave with the training bar
     out = train(cfg, resume=args.resume)
+    if PartialState().is_main_process:  # after the run, so that a plotting problem cannot cost training
+        logging.getLogger(__name__).info("curves: %s", plot_run(out))
     logging.getLogger(__name__).info("done: %s", out)
     return 0
 

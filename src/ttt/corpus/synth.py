@@ -61,10 +61,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 
 from ttt.corpus.voices import (
     ALL_VOICES, EXTRA_TRAIN_VOICES, OPEN_TEST_VOICES, OPEN_TRAIN_VOICES, TARGET_VOICE, TEST_ONLY_VOICES, VOICES,
-    add_noise,
+    add_noise, make_engine,
 )
 from ttt.corpus.world import ARITHMETIC_TOPICS, Item, build_world, counting_runs
 
@@ -427,11 +428,8 @@ def _jobs(renders: list[tuple[str, str]], seed: int) -> list[tuple[str, int, lis
 
 def corpus_wave(wave: np.ndarray, rate: int, what: str) -> np.ndarray:
     """A synthesized wave as the corpus stores it: 16 kHz, peak at `PEAK`; silent or NaN audio is refused."""
-    from scipy.signal import resample_poly
-
     if rate != SAMPLE_RATE:
-        g = math.gcd(rate, SAMPLE_RATE)
-        wave = resample_poly(wave, SAMPLE_RATE // g, rate // g)
+        wave = soxr.resample(np.asarray(wave, dtype=np.float32), rate, SAMPLE_RATE, quality="HQ")
     peak = float(np.max(np.abs(wave)))
     if not np.isfinite(peak) or peak < 1e-4:
         raise ValueError(f"silent or invalid audio from {what}")
@@ -456,8 +454,6 @@ def _render_job(job: tuple[str, int, list[tuple[str, str]], str, bool]) -> list[
     """Render one work unit into `out` (corpus layout, or cache layout when `cached`); returns
     (path relative to `out`, number of 16 kHz samples)."""
     import soundfile as sf
-
-    from ttt.corpus.voices import make_engine
 
     engine_name, engine_seed, renders, out, cached = job
     engine = make_engine(engine_name, engine_seed)
@@ -546,10 +542,6 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
     if existing and not overwrite:
         raise ValueError(f"{out} already holds a corpus ({existing[0].name}); "
                          "replace it with overwrite=True (CLI: --overwrite)")
-    if overwrite and (out / "wavs").exists():
-        shutil.rmtree(out / "wavs")
-    out.mkdir(parents=True, exist_ok=True)
-
     sources = tuple(sources)
     open_sources = [s for s in sources if s != "world"]
     if open_sources and open_text is None:
@@ -560,6 +552,12 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
         raise ValueError("open_sentences needs an open-vocabulary source (e.g. sources wordnet,fortunes)")
     examples, hold = plan_corpus(seed, size, train_voices, sources, open_text if open_sources else None, qa)
     renders = _renders_by_split(examples)
+    if any(ALL_VOICES[v].engine == "flite" for split in SPLITS for v, _ in renders[split]):
+        make_engine("flite")  # no flite binary: a clear error now, before anything is removed or rendered
+    if overwrite and (out / "wavs").exists():
+        shutil.rmtree(out / "wavs")
+    out.mkdir(parents=True, exist_ok=True)
+
     all_renders = [r for split in SPLITS for r in renders[split]]
     log.info("planned %d examples and %d distinct wavs",
              sum(map(len, examples.values())), len(all_renders))

@@ -202,7 +202,8 @@ class FliteEngine:
     def __init__(self) -> None:
         self.binary = shutil.which("flite")
         if self.binary is None:
-            raise FileNotFoundError("flite is not installed (apt-get install flite)")
+            raise FileNotFoundError("flite voices need the system package flite, which is not installed "
+                                    "(`sudo apt-get install flite`, or `make corpus-deps` as root)")
 
     def synthesize(self, text: str, voice: str = "slt", stretch: float = 1.0,
                    ) -> tuple[np.ndarray, int]:

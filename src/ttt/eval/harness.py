@@ -10,7 +10,7 @@ Per item a task returns metric values of two shapes (see docs/evaluation.md):
 - a number or bool, averaged over items (accuracy, MCD, length ratio, DNSMOS, ...);
 - a `(numerator, denominator)` pair, aggregated as Σnum / Σden (corpus WER = all edits / all reference
   words; real-time factor = all wall time / all audio seconds), so long items weigh what they should.
-Both are bootstrapped over items for a 95% confidence interval.
+Both are bootstrapped over items for a 95% BCa confidence interval (`ttt.eval.metrics.bootstrap_ci`).
 """
 from __future__ import annotations
 
@@ -210,13 +210,13 @@ def summarize_metric(values: list, seed: int = 0) -> dict | None:
         den = np.array([v[1] for v in values], dtype=np.float64)
         if den.sum() <= 0:
             return None
+        full = float(num.sum() / den.sum())
 
-        def statistic(idx: np.ndarray) -> float:
-            idx = idx.astype(int)
-            total = den[idx].sum()
-            return float(num[idx].sum() / total) if total > 0 else float(num.sum() / den.sum())
+        def statistic(num: np.ndarray, den: np.ndarray, axis: int = -1) -> np.ndarray:
+            total = den.sum(axis=axis)
+            return np.where(total > 0, num.sum(axis=axis) / np.where(total > 0, total, 1.0), full)
 
-        value, low, high = bootstrap_ci(np.arange(len(values)), statistic, seed=seed)
+        value, low, high = bootstrap_ci((num, den), statistic, seed=seed)
     else:
         value, low, high = bootstrap_ci([float(v) for v in values], seed=seed)
     return {"value": value, "ci": [low, high], "n": len(values)}

@@ -76,7 +76,7 @@ def plot_task(path: Path, task: str, metrics: dict) -> bool:
     fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2, 3.5))
     ax.bar(range(len(names)), values, yerr=errors, capsize=4, color="tab:blue")
     ax.set_xticks(range(len(names)), [LABELS[n][0] for n in names], rotation=20, ha="right", fontsize=8)
-    ax.set_title(f"{task} (n={metrics['n']}, 95% bootstrap CI)")
+    ax.set_title(f"{task} (n={metrics['n']}, 95% BCa bootstrap CI)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

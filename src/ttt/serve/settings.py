@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ttt.generate import GenerationConfig
+from ttt.config import GenerationConfig
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ def export_model(source: str | Path | list, out: str | Path, dtype: str = "float
     import torch
 
     from ttt.config import check_decoding, save_decoding
+    from ttt.hub import read_card, write_model_card
     from ttt.model import TtTModel
     from ttt.training.checkpoint import is_lora_checkpoint
 
@@ -51,6 +52,7 @@ def export_model(source: str | Path | list, out: str | Path, dtype: str = "float
     model.save_pretrained(out)
     if settings:
         save_decoding(out, settings)
+    write_model_card(out, training=read_card(sources[0]).get("training"))  # now with decoding.json
     return out
 
 

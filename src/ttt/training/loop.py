@@ -35,6 +35,8 @@ from ttt.training.data import (BatchSampler, check_build_card, encode_records, m
                       read_records, split_off)
 from ttt.files import replace_dir
 from ttt.format import EncodedExample
+from ttt.hub import training_summary, write_model_card
+from ttt.training.run_log import PROJECT, hparams, keep_log_until, trackers
 from ttt.model import TtTModel
 from ttt.training.config import LoraSettings, TrainConfig, architecture_changes
 
@@ -146,59 +148,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return o.min_lr_ratio + (1.0 - o.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-class RunLog:
-    """Metrics to stdout, `OUT/log.jsonl` and TensorBoard (when installed); main process only."""
-
-    def __init__(self, out_dir: Path, active: bool, resume_step: int | None) -> None:
-        self.active = active
-        self.path = out_dir / "log.jsonl"
-        self.tb = None
-        if not active:
-            return
-        if resume_step is not None and self.path.is_file():
-            kept = [line for line, record in self._records() if record.get("step", 0) <= resume_step]
-            self.path.write_text("".join(line + "\n" for line in kept))
-        elif resume_step is None:
-            self.path.unlink(missing_ok=True)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(out_dir / "tensorboard"))
-        except ImportError:
-            log.debug("tensorboard not installed; logging to stdout and log.jsonl only")
-
-    def _records(self) -> list[tuple[str, dict]]:
-        """(line, record) of the log; a torn last line (the run was killed mid-write) is dropped with a
-        warning, a damaged line before it is an error naming the file and line."""
-        lines = self.path.read_text().splitlines()
-        records = []
-        for n, line in enumerate(lines, 1):
-            try:
-                records.append((line, json.loads(line)))
-            except json.JSONDecodeError as err:
-                if n < len(lines):
-                    raise ValueError(f"{self.path}:{n}: damaged log line ({err.msg}); fix or remove it to resume") from None
-                log.warning("%s:%d: dropping a torn last line (the run stopped while writing it): %.60r",
-                            self.path, n, line)
-        return records
-
-    def write(self, record: dict) -> None:
-        if not self.active:
-            return
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        if self.tb is not None:
-            for key, value in record.items():
-                if key != "step" and isinstance(value, (int, float)):
-                    self.tb.add_scalar(key, value, record["step"])
-        log.info("step %d %s", record["step"], " ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items() if k != "step"))
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-
-
 def _to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -280,7 +229,8 @@ class Run:
 
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
     """Build model, data, optimiser and schedule; with `resume`, restore the latest checkpoint."""
-    accelerator = Accelerator(mixed_precision=_precision(cfg), gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = Accelerator(mixed_precision=_precision(cfg), gradient_accumulation_steps=cfg.grad_accum,
+                              log_with=trackers(cfg.out_dir), project_dir=cfg.out_dir)
     if accelerator.device.type == "cuda":
         avoid_cudnn_attention()
     ckpt = latest_checkpoint(cfg.out_dir)
@@ -400,7 +350,9 @@ def _train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None
         n_train = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
         log.info("%d train / %d valid examples, %d trainable parameters, %d process(es), global batch %d",
                  len(run.train_set), len(run.valid_set), n_train, acc.num_processes, run.sampler.batch_size)
-    run_log = RunLog(out_dir, main, run.start if run.resumed else None)
+    if main:
+        keep_log_until(out_dir, run.start if run.resumed else None)
+    acc.init_trackers(PROJECT, config=hparams(cfg.to_dict()))
     bar = tqdm(total=cfg.max_steps, initial=run.start, disable=not main, desc="train", dynamic_ncols=True)
     window = torch.zeros(4, device=acc.device)  # loss, text, audio, grad-norm sums over the log window
     window_steps, tokens, t0 = 0, 0, time.perf_counter()
@@ -438,16 +390,16 @@ def _train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None
                          "max_steps %d", cfg.max_minutes, step, minutes, cfg.max_steps)
             if step % cfg.log_interval == 0 or last:
                 mean = (acc.reduce(window, "mean") / window_steps).tolist()
-                run_log.write({"step": step, "loss": mean[0], "text_loss": mean[1], "audio_loss": mean[2],
-                               "grad_norm": mean[3], "lr": run.scheduler.get_last_lr()[0], "epoch": run.sampler.epoch,
-                               "tokens_per_s": tokens * acc.num_processes / (time.perf_counter() - t0)})
+                acc.log({"loss": mean[0], "text_loss": mean[1], "audio_loss": mean[2], "grad_norm": mean[3],
+                         "lr": run.scheduler.get_last_lr()[0], "epoch": run.sampler.epoch,
+                         "tokens_per_s": tokens * acc.num_processes / (time.perf_counter() - t0)}, step=step)
                 bar.set_postfix(loss=f"{mean[0]:.3f}", text=f"{mean[1]:.3f}", audio=f"{mean[2]:.3f}")
                 window.zero_()
                 window_steps, tokens, t0 = 0, 0, time.perf_counter()
             if run.valid_set and (step % cfg.eval_interval == 0 or last):
-                run_log.write({"step": step, **validate(acc, run.model, run.valid_set, cfg)})
+                acc.log(validate(acc, run.model, run.valid_set, cfg), step=step)
             if out_of_time:
-                run_log.write({"step": step, "stopped": "max_minutes", "train_minutes": minutes})
+                acc.log({"stopped": "max_minutes", "train_minutes": minutes}, step=step)
             if step % cfg.save_interval == 0 or last:
                 state = {"scheduler": run.scheduler.state_dict(), "sampler": run.sampler.state_dict(),
                          "config": cfg.to_dict(), "train_seconds": spent()}
@@ -459,9 +411,11 @@ def _train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None
                 crashed = True
                 break
     bar.close()
-    run_log.close()
+    for tracker in acc.trackers:  # not acc.end_training(): export_final still needs the process group
+        tracker.finish()
     if not crashed:
-        export_final(acc, run.model, out_dir / "final", cfg.lora.enabled)
+        steps = step if first <= cfg.max_steps else run.start
+        export_final(acc, run.model, out_dir / "final", cfg.lora.enabled, training_summary(cfg.to_dict(), steps))
     return out_dir
 
 
@@ -474,8 +428,9 @@ def _all_agree(accelerator: Accelerator, flag: bool) -> bool:
     return bool(broadcast(torch.tensor([float(flag)], device=accelerator.device), from_process=0).item())
 
 
-def export_final(accelerator: Accelerator, model, directory: Path, lora: bool) -> None:
-    """The trained model as a plain TtT directory (LoRA merged into the weights), loadable by `from_pretrained`."""
+def export_final(accelerator: Accelerator, model, directory: Path, lora: bool, training: dict | None = None) -> None:
+    """The trained model as a plain TtT directory (LoRA merged into the weights), loadable by `from_pretrained`,
+    with a model card saying how it was trained (`training`, a `ttt.hub.training_summary`)."""
     if lora:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.backbone = unwrapped.backbone.merge_and_unload()
@@ -488,6 +443,7 @@ def export_final(accelerator: Accelerator, model, directory: Path, lora: bool) -
     save_model(accelerator, model, tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        write_model_card(tmp, training=training, name=directory.parent.name)
         replace_dir(tmp, directory)
         log.info("final model in %s", directory)
     accelerator.wait_for_everyone()
