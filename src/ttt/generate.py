@@ -91,10 +91,12 @@ class GenerationConfig:
     generates; then the turn ends.
 
     Engine knobs (none changes the tokens): `engine` is "fast" or "eager" (the previous engine, for
-    comparison); `compile` wraps the decoder in `torch.compile(mode="reduce-overhead")` (CUDA graphs on a
-    GPU; default: on CUDA only) and falls back to eager where that fails; `sync_every_step` checks after each
-    denoising step whether a block is done (default: on CPU, where checking is free) instead of running the
-    step schedule through and checking once.
+    comparison); `compile` is how the fixed-shape forwards run: "graphs" (each shape captured once as a CUDA
+    graph and replayed; the default on CUDA), "inductor" (`torch.compile(mode="reduce-overhead")`, which
+    fuses kernels too but compiles for minutes), or "none" (eager; the default elsewhere); any failure to
+    capture or compile falls back to eager with a warning. `sync_every_step` checks after each denoising
+    step whether a block is done (default: on CPU, where checking is free) instead of running the step
+    schedule through and checking once.
     """
 
     max_new_tokens: int = 1024
@@ -112,7 +114,7 @@ class GenerationConfig:
     seed: int = 0
     force_text: str | None = None
     engine: str = "fast"
-    compile: bool | None = None
+    compile: str | None = None
     sync_every_step: bool | None = None
 
     def check(self, audio_chunk: int) -> None:
@@ -137,6 +139,8 @@ class GenerationConfig:
             raise ValueError("top_p must be in (0, 1] and top_k >= 0")
         if self.engine not in ("fast", "eager"):
             raise ValueError(f"engine must be 'fast' or 'eager', got {self.engine!r}")
+        if self.compile not in (None, "none", "graphs", "inductor"):
+            raise ValueError(f"compile must be 'graphs', 'inductor' or 'none', got {self.compile!r}")
 
 
 class _PrefixLayer(StaticLayer):
@@ -162,20 +166,20 @@ class _Sequence:
     """
 
     def __init__(
-        self, model: TtTModel, n_rows: int, first_run: int, capacity: int, use_cache: bool, full_window: bool,
-        compiled: bool,
+        self, model: TtTModel, n_rows: int, first_run: int, capacity: int, use_cache: bool, compile: str
     ) -> None:
         self.model = model
         dev = model.device
+        self.full_window = use_cache and _static_shapes(dev, compile)
+        if self.full_window:  # a stable size, so that one cache (and its graphs) serves many turns
+            capacity = -(-capacity // 256) * 256
         self.ids = torch.zeros(n_rows, capacity, dtype=torch.long, device=dev)
         self.spans = torch.zeros(n_rows, capacity, dtype=torch.long, device=dev)
         self.positions = torch.arange(capacity, device=dev)
         self.length = 0
-        self.full_window = full_window and use_cache
-        n_layers = model.backbone.config.get_text_config(decoder=True).num_hidden_layers
-        layer = StaticLayer if self.full_window else _PrefixLayer
-        self.cache = Cache(layers=[layer(max_cache_len=capacity) for _ in range(n_layers)]) if use_cache else None
-        self.decoder = _compiled_decoder(model, dynamic=not self.full_window) if compiled else _eager_decoder(model)
+        self.cache = _static_cache(model, n_rows, capacity, self.full_window) if use_cache else None
+        self.eager = _eager_decoder(model)
+        self.decoder = _decoder(model, compile, dynamic=not self.full_window) if use_cache else self.eager
         self.next_run = first_run
         self.log: list[tuple[str, int, float]] = []
 
@@ -201,14 +205,15 @@ class _Sequence:
             pos = self.positions[:end].expand(rows, -1)
             return self.decoder(self.ids[:, :end], doc, self.spans[:, :end], pos, None, None)[:, start:]
         pos = self.positions[start:end].expand(rows, -1)
+        decoder = self.decoder if start else self.eager  # the prompt's length varies: no graph for it
         if self.full_window:  # fixed shapes: every slot is a key, unwritten ones belong to no document
             doc = torch.where(self.positions < end, 0, -1).expand(rows, -1)
             offset = self.positions[start]
-            return self.decoder(ids, doc, self.spans, pos, offset, self.cache)
+            return decoder(ids, doc, self.spans, pos, offset, self.cache)
         for layer in self.cache.layers:
             layer.visible = end
         doc = torch.zeros(rows, end, dtype=torch.long, device=ids.device)
-        return self.decoder(ids, doc, self.spans[:, :end], pos, None, self.cache)
+        return decoder(ids, doc, self.spans[:, :end], pos, None, self.cache)
 
     def peek(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """Hidden states of a block against the prefix; the cache is left as it was."""
@@ -244,10 +249,28 @@ class _Sequence:
         return self.ids[0, : self.length].cpu()
 
 
-def _static_shapes(device: torch.device, compiled: bool) -> bool:
+def _static_shapes(device: torch.device, compile: str) -> bool:
     """Whether the cache window is the full pre-allocated length (fixed shapes, for CUDA graphs) rather than
     the written prefix (cheaper where nothing is graph-captured)."""
-    return compiled and device.type == "cuda"
+    return compile == "graphs" or (compile == "inductor" and device.type == "cuda")
+
+
+def _static_cache(model: TtTModel, rows: int, capacity: int, reuse: bool) -> Cache:
+    """A pre-allocated KV cache, rewound to empty. With `reuse` (fixed shapes) the same buffers serve every
+    turn of that size, so graphs captured on them stay valid."""
+    n_layers = model.backbone.config.get_text_config(decoder=True).num_hidden_layers
+    if not reuse:
+        return Cache(layers=[_PrefixLayer(max_cache_len=capacity) for _ in range(n_layers)])
+    pool = model.__dict__.setdefault("_ttt_caches", {}).setdefault((rows, capacity, model.backbone.dtype, model.device), [])
+    cache = next((c for c in pool if not c.ttt_busy), None)
+    if cache is None:  # the first turn of this size, or one running beside another (streams interleaved)
+        cache = Cache(layers=[StaticLayer(max_cache_len=capacity) for _ in range(n_layers)])
+        pool.append(cache)
+    for layer in cache.layers:
+        if layer.is_initialized:
+            layer.cumulative_length.zero_()
+    cache.ttt_busy = True
+    return cache
 
 
 def _eager_decoder(model: TtTModel):
@@ -259,31 +282,101 @@ def _eager_decoder(model: TtTModel):
     return decoder
 
 
-def _compiled_decoder(model: TtTModel, dynamic: bool):
-    """`torch.compile(mode="reduce-overhead")` of the decoding forward, made once per model; eager wherever
-    compiling fails.
+def _decoder(model: TtTModel, compile: str, dynamic: bool):
+    """The forward used after the prompt: eager, CUDA-graphed or compiled; made once per model and kind."""
+    if compile in (None, "none"):
+        return _eager_decoder(model)
+    made = model.__dict__.setdefault("_ttt_decoders", {})
+    key = (compile, dynamic)
+    if key not in made:
+        made[key] = _GraphedDecoder(model) if compile == "graphs" else _InductorDecoder(model, dynamic)
+    return made[key]
 
-    With a full-window (static) cache every shape is fixed, so each block length is compiled, and on CUDA
-    graph-captured, on first use (`dynamic=False`); with a prefix window the key length changes every step,
-    so one graph with symbolic lengths serves them all (`dynamic=True`, the CPU choice)."""
-    compiled = getattr(model, f"_ttt_compiled_decoder_{dynamic}", None)
-    if compiled is None:
-        eager = _eager_decoder(model)
-        graph = torch.compile(eager, mode="reduce-overhead", dynamic=dynamic)
-        state = {"broken": False}
 
-        def compiled(*args):
-            if not state["broken"]:
-                try:
-                    return graph(*args)
-                except Exception as err:  # noqa: BLE001 - any compiler failure falls back to eager
-                    warnings.warn(f"torch.compile of the decoding forward failed ({type(err).__name__}: "
-                                  f"{str(err).splitlines()[0] if str(err) else ''}); decoding eagerly")
-                    state["broken"] = True
-            return eager(*args)
+class _FallbackDecoder:
+    """A faster rendering of the decoding forward that turns into the eager one, with a warning, the first
+    time it fails."""
 
-        setattr(model, f"_ttt_compiled_decoder_{dynamic}", compiled)
-    return compiled
+    what = "acceleration"
+
+    def __init__(self, model: TtTModel) -> None:
+        self.eager = _eager_decoder(model)
+        self.broken = False
+
+    def __call__(self, *args):
+        if not self.broken:
+            try:
+                return self.fast(*args)
+            except Exception as err:  # noqa: BLE001 - whatever the backend raises, decoding goes on eagerly
+                first = str(err).splitlines()[0] if str(err) else ""
+                warnings.warn(f"{self.what} of the decoding forward failed ({type(err).__name__}: {first}); "
+                              "decoding eagerly")
+                self.broken = True
+        return self.eager(*args)
+
+    def fast(self, *args):
+        raise NotImplementedError
+
+
+class _InductorDecoder(_FallbackDecoder):
+    """`torch.compile(mode="reduce-overhead")` of the decoding forward. With a full-window cache every
+    shape is fixed, so each block length is compiled (and on CUDA graph-captured) on first use; with a
+    prefix window the key length changes every step, so one graph with symbolic lengths serves them all."""
+
+    what = "torch.compile"
+
+    def __init__(self, model: TtTModel, dynamic: bool) -> None:
+        super().__init__(model)
+        self.fast = torch.compile(self.eager, mode="reduce-overhead", dynamic=dynamic)
+
+
+class _GraphedDecoder(_FallbackDecoder):
+    """The decoding forward captured as one CUDA graph per shape (rows, block length, cache) and replayed:
+    one launch per forward instead of one per kernel, which is what bounds a small model's step on a GPU.
+    Inputs are copied into the graph's own buffers; the cache's buffers are fixed (`_static_cache`)."""
+
+    what = "CUDA graph capture"
+
+    def __init__(self, model: TtTModel) -> None:
+        super().__init__(model)
+        self.graphs: dict = {}
+        self.pool = None
+
+    def fast(self, ids, doc, spans, pos, offset, cache):
+        if ids.device.type != "cuda":
+            raise RuntimeError(f"CUDA graphs need a CUDA device, not {ids.device.type}")
+        key = (tuple(ids.shape), tuple(spans.shape), id(cache))
+        if key not in self.graphs:
+            self.graphs[key] = self._capture((ids, doc, spans, pos, offset), cache)
+        inputs, out, graph = self.graphs[key]
+        for buffer, value in zip(inputs, (ids, doc, spans, pos, offset)):
+            buffer.copy_(value)
+        graph.replay()
+        return out.clone()
+
+    def _capture(self, args: tuple, cache: Cache):
+        static = tuple(a.clone() for a in args)
+        lengths = [layer.cumulative_length.clone() for layer in cache.layers]
+
+        def rewind():  # warm-up and capture advance the cache like a real forward; undo that
+            for layer, n in zip(cache.layers, lengths):
+                layer.cumulative_length.copy_(n)
+
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self.eager(*static, cache)
+                    rewind()
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            self.pool = self.pool or torch.cuda.graph_pool_handle()
+            with torch.cuda.graph(graph, pool=self.pool):
+                out = self.eager(*static, cache)
+        finally:
+            rewind()
+        return static, out, graph
 
 
 class _Head:
@@ -442,7 +535,7 @@ class Generation:
         dev = model.device
         self.generator = torch.Generator(device=dev).manual_seed(cfg.seed)
         self.sync_every_step = dev.type == "cpu" if cfg.sync_every_step is None else cfg.sync_every_step
-        self.compile = dev.type == "cuda" if cfg.compile is None else cfg.compile
+        self.compile = cfg.compile or ("graphs" if dev.type == "cuda" else "none")
         self.result = GenerationResult("", [], [])
         ids = torch.arange(model.backbone.get_output_embeddings().weight.shape[0])
         v = self.vocab
@@ -506,17 +599,21 @@ class Generation:
         dev = model.device
         self.seq = _Sequence(
             model, rows.shape[0], int(spans.max()) + 1, self._capacity(rows.shape[1]), self.cfg.use_cache,
-            full_window=_static_shapes(dev, self.compile), compiled=self.compile,
+            self.compile,
         )
         return self.seq.commit(rows.to(dev), spans.to(dev))
 
     def __iter__(self) -> Iterator[TextDelta | AudioSpan]:
-        with torch.no_grad():
-            hidden = self._prefill(self.messages)
-            if self.model.config.mode == "nar":
-                yield from self._nar()
-            else:
-                yield from self._interleaved(hidden)
+        try:
+            with torch.no_grad():
+                hidden = self._prefill(self.messages)
+                if self.model.config.mode == "nar":
+                    yield from self._nar()
+                else:
+                    yield from self._interleaved(hidden)
+        finally:  # a pooled cache is free again, even when the consumer stops early
+            if getattr(self, "seq", None) is not None and self.seq.cache is not None:
+                self.seq.cache.ttt_busy = False
         r = self.result
         r.text = self.model.tokenizer.decode(self.text_ids)
         r.forward_passes = self.seq.forwards

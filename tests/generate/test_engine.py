@@ -6,7 +6,6 @@ run here eagerly."""
 import pytest
 import torch
 
-import ttt.generate as engine
 from ttt.generate import Generation, generate
 from ttt.generate_eager import EagerGeneration
 
@@ -65,17 +64,36 @@ def test_sampling_uses_the_same_engine_knobs_deterministically(trained):
 
 
 @pytest.mark.parametrize("settings", SETTINGS[:3] + SETTINGS[4:8], ids=str)
-def test_fixed_shape_window_equals_eager_engine(trained, monkeypatch, settings):
+def test_fixed_shape_window_equals_eager_engine(trained, settings):
     """The GPU path: every forward attends over the whole pre-allocated cache (unwritten slots masked out),
-    the decoder goes through the compile wrapper, and the host checks a block once; run eagerly here."""
-    monkeypatch.setattr(engine, "_static_shapes", lambda device, compiled: True)
-    monkeypatch.setattr(engine, "_compiled_decoder", lambda model, dynamic: engine._eager_decoder(model))
+    through the CUDA-graph wrapper (which on a CPU falls back to eager, saying so), and the host checks a
+    block once."""
     for example in (LONG, SHORT):
-        new = generate(trained, prompt(example), compile=True, sync_every_step=False, **settings)
-        gen = Generation(trained, prompt(example), compile=True, **settings)
-        list(gen)
-        assert gen.seq.full_window == settings.get("use_cache", True)
-        same(new, generate(trained, prompt(example), engine="eager", **settings))
+        with pytest.warns(UserWarning, match="CUDA graph capture of the decoding forward failed .*CUDA device"):
+            gen = Generation(trained, prompt(example), compile="graphs", sync_every_step=False, **settings)
+            events = list(gen)
+        assert gen.seq.full_window and not gen.seq.cache.ttt_busy
+        gen.result.events = events
+        same(gen.result, generate(trained, prompt(example), engine="eager", **settings))
+        trained.__dict__.pop("_ttt_decoders")  # the next turn tries (and warns) again
+
+
+def test_pooled_cache_serves_interleaved_streams(trained):
+    """Two fixed-shape turns decoded in lockstep get separate caches and both equal the eager engine."""
+    with pytest.warns(UserWarning):
+        a = Generation(trained, prompt(LONG), compile="graphs", max_new_tokens=80)
+        b = Generation(trained, prompt(LONG), compile="graphs", max_new_tokens=80)
+        streams = [iter(a), iter(b)]
+        next(streams[0]), next(streams[1])
+        assert a.seq.cache is not b.seq.cache and a.seq.cache.ttt_busy and b.seq.cache.ttt_busy
+        while streams:
+            for s in list(streams):
+                if next(s, None) is None:
+                    streams.remove(s)
+    assert not a.seq.cache.ttt_busy and not b.seq.cache.ttt_busy
+    assert a.result.token_ids == b.result.token_ids
+    assert a.result.token_ids == generate(trained, prompt(LONG), engine="eager", max_new_tokens=80).token_ids
+    trained.__dict__.pop("_ttt_decoders")
 
 
 def test_compile_failure_falls_back_to_eager(trained, monkeypatch):
@@ -85,12 +103,9 @@ def test_compile_failure_falls_back_to_eager(trained, monkeypatch):
         return fail
 
     monkeypatch.setattr(torch, "compile", broken)
-    for attr in [a for a in vars(trained) if a.startswith("_ttt_compiled_decoder")]:
-        monkeypatch.delattr(trained, attr)
     with pytest.warns(UserWarning, match="torch.compile of the decoding forward failed .*no compiler here"):
-        got = generate(trained, prompt(SHORT), max_new_tokens=80, compile=True)
-    for attr in [a for a in vars(trained) if a.startswith("_ttt_compiled_decoder")]:
-        delattr(trained, attr)
+        got = generate(trained, prompt(SHORT), max_new_tokens=80, compile="inductor")
+    trained.__dict__.pop("_ttt_decoders")
     same(got, generate(trained, prompt(SHORT), max_new_tokens=80, engine="eager"))
 
 
@@ -99,6 +114,8 @@ def test_eager_engine_is_selected_by_name(trained):
     assert type(Generation(trained, prompt(SHORT))) is Generation
     with pytest.raises(ValueError, match="engine must be 'fast' or 'eager'"):
         generate(trained, prompt(SHORT), engine="turbo")
+    with pytest.raises(ValueError, match="compile must be 'graphs', 'inductor' or 'none'"):
+        generate(trained, prompt(SHORT), compile=True)
 
 
 def test_text_steps_project_only_what_they_need(trained):
