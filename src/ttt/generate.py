@@ -393,6 +393,7 @@ class _Head:
         bias = getattr(head, "bias", None)
         self.bias = bias if bias is None or ids is None else bias[ids]
         self.size = self.weight.shape[0]
+        self._rows: dict[int, int] = {}
 
     def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(hidden, self.weight, self.bias).float()
@@ -403,7 +404,11 @@ class _Head:
 
     def local(self, token: int) -> int:
         """The row of vocabulary id `token` (it must be one of `ids`)."""
-        return token if self.ids is None else int((self.ids == token).nonzero()[0])
+        if self.ids is None:
+            return token
+        if token not in self._rows:  # asked once per head and token: one wait for the device
+            self._rows[token] = int((self.ids == token).nonzero()[0])
+        return self._rows[token]
 
 
 def _sample(logits: torch.Tensor, cfg: GenerationConfig, generator: torch.Generator) -> int:
@@ -722,3 +727,104 @@ class Generation:
         if span:
             r.audio_spans.append([])
             yield self._audio(span, True, True)
+
+
+def generate_batch(model: TtTModel, conversations: list[list[dict]], **kwargs) -> list[GenerationResult]:
+    """`generate` for many conversations at once: rows decode text in lockstep, one forward per token for
+    the whole batch; each result equals `generate(model, conversation, **kwargs)`.
+
+    Batching covers the text phase (ASR, text questions): prompts are left-padded (pads belong to no
+    document, so nothing attends to them) and each row keeps its own positions. A row that opens an audio
+    span, and every row when the settings need the full loop (forced text, guidance, a non-"ttt"/"ar" mode,
+    the eager engine), is decoded on its own with `generate`. Results carry text, token ids and text events;
+    `forward_passes` counts the batch's forwards.
+    """
+    cfg = GenerationConfig(**kwargs)
+    cfg.check(model.config.audio_chunk)
+    if (cfg.force_text or cfg.cfg_scale > 0 or cfg.engine != "fast" or not cfg.use_cache
+            or model.config.mode not in ("ttt", "ar") or len(conversations) < 2):
+        return [generate(model, conversation, **kwargs) for conversation in conversations]
+    return _TextBatch(model, conversations, cfg, kwargs).run()
+
+
+class _TextBatch:
+    """Greedy or sampled text decoding of several prompts in lockstep (see `generate_batch`)."""
+
+    def __init__(self, model: TtTModel, conversations: list[list[dict]], cfg: GenerationConfig, kwargs: dict):
+        self.model, self.cfg, self.kwargs, self.conversations = model, cfg, kwargs, conversations
+        self.one = Generation(model, conversations[0], **kwargs)  # vocabulary masks and heads, shared
+
+    def run(self) -> list[GenerationResult]:
+        model, cfg, one, v = self.model, self.cfg, self.one, self.model.vocab
+        dev = model.device
+        start = time.perf_counter()
+        prompts = [model.formatter.encode_prompt(c) for c in self.conversations]
+        context = getattr(model.backbone.config, "max_position_embeddings", None) or math.inf
+        for p in prompts:
+            if len(p) >= context:
+                raise ValueError(f"prompt has {len(p)} tokens but the model's context is {context}")
+        rows, width = len(prompts), max(len(p) for p in prompts)
+        capacity = width + cfg.max_new_tokens + 1
+        ids = torch.zeros(rows, capacity, dtype=torch.long, device=dev)
+        spans = torch.zeros(rows, capacity, dtype=torch.long, device=dev)
+        doc = torch.full((rows, capacity), -1, dtype=torch.long, device=dev)
+        pos = torch.zeros(rows, capacity, dtype=torch.long, device=dev)
+        lengths = [len(p) for p in prompts]
+        for r, p in enumerate(prompts):
+            pad = width - len(p)
+            ids[r, pad:width] = p.input_ids.to(dev)
+            if model.config.mode == "ttt":
+                spans[r, pad:width] = p.span.long().to(dev)
+            doc[r, pad:width] = 0
+            pos[r, pad:] = torch.arange(capacity - pad, device=dev)
+        n_layers = model.backbone.config.get_text_config(decoder=True).num_hidden_layers
+        cache = Cache(layers=[_PrefixLayer(max_cache_len=capacity) for _ in range(n_layers)])
+        generators = [torch.Generator(device=dev).manual_seed(cfg.seed) for _ in range(rows)]
+        results = [GenerationResult("", [], []) for _ in range(rows)]
+        text_ids: list[list[int]] = [[] for _ in range(rows)]
+        active = [True] * rows
+        alone: list[int] = []
+        forwards, end, new = 0, 0, width
+        while True:
+            for layer in cache.layers:
+                layer.visible = end + new
+            hidden = model.backbone_forward(
+                ids[:, end : end + new], doc[:, : end + new], spans[:, : end + new], pos[:, end : end + new],
+                cache=cache, hidden_only=True,
+            )[:, -1]
+            forwards += 1
+            end += new
+            new = 1
+            logits = one.heads["text"](hidden).masked_fill(~one.text_ok, -math.inf)
+            greedy = logits.argmax(-1).tolist() if cfg.temperature == 0 else None
+            for r in range(rows):
+                if not active[r]:
+                    continue
+                res = results[r]
+                if len(res.token_ids) >= cfg.max_new_tokens or lengths[r] >= context - 1:
+                    active[r] = False
+                    continue
+                token = greedy[r] if greedy is not None else _sample(logits[r], cfg, generators[r])
+                res.token_ids.append(token)
+                if token in one.stop_ids:
+                    active[r] = False
+                elif token in (v.begin_of_audio, v.begin_of_last_span):
+                    active[r] = False
+                    alone.append(r)
+                else:
+                    before = model.tokenizer.decode(text_ids[r])
+                    text_ids[r].append(token)
+                    delta = model.tokenizer.decode(text_ids[r])[len(before):]
+                    res.events.append(TextDelta(delta, [token], time.perf_counter() - start))
+                    ids[r, end] = token
+                    doc[r, end] = 0
+                    lengths[r] += 1
+            if not any(active):
+                break
+        wall = time.perf_counter() - start
+        for r, res in enumerate(results):
+            res.text = model.tokenizer.decode(text_ids[r])
+            res.forward_passes, res.wall_seconds = forwards, wall
+        for r in alone:  # its turn goes on into audio: decode it whole, as batch 1 would
+            results[r] = generate(model, self.conversations[r], **self.kwargs)
+        return results
