@@ -18,6 +18,7 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 PY="${PYTHON:-python}"
 OUT=gpu_check_out
 mkdir -p "$OUT"
+failed=0
 
 step() {  # step NAME SECONDS COMMAND...
   local name=$1 limit=$2
@@ -27,12 +28,13 @@ step() {  # step NAME SECONDS COMMAND...
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
   local rc=${PIPESTATUS[0]}
   echo "=== $name: exit $rc after $((SECONDS - t0))s"
+  [[ $rc == 0 ]] || failed=1
 }
 
 if [[ "${1:-}" == "--smoke" ]]; then
   step generation_smoke 300 "$PY" -m benchmarks.generation --smoke --compare-eager --threads 1
   step training_attention_smoke 300 "$PY" -m benchmarks.training_attention --smoke
-  exit 0
+  exit $failed
 fi
 
 "$PY" -c "import torch, transformers; print(torch.__version__, transformers.__version__, torch.cuda.get_device_name())"
@@ -42,3 +44,4 @@ step training_attention 80 "$PY" -m benchmarks.training_attention --device cuda 
 if [[ "${1:-}" == "--inductor" ]]; then
   step generation_0.5b_inductor 120 "$PY" -m benchmarks.generation --device cuda --dtype bfloat16 --size 0.5b --compile inductor --repeats 2 --steps 4
 fi
+exit $failed

@@ -17,7 +17,7 @@ import numpy as np
 
 from ttt.build_data import SYSTEM
 from ttt.format import input_audio
-from ttt.generate import AudioSpan, Generation, GenerationResult, generate
+from ttt.generate import AudioSpan, Generation, GenerationResult, generate, generate_batch
 
 
 DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
@@ -104,6 +104,16 @@ class SpeechLM:
         """Text question -> text answer (the corpus's text chat task)."""
         messages = self._messages("text_chat", question)
         return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
+
+    def transcribe_batch(self, audios: list[tuple[np.ndarray, int]], **kwargs) -> list[str]:
+        """`transcribe` for many (wave, sample_rate) pairs, decoded together (`generate_batch`)."""
+        conversations = [self._messages("asr", self._audio_prompt(w, sr)) for w, sr in audios]
+        return [r.text.strip() for r in generate_batch(self.model, conversations, **{**self.generation, **kwargs})]
+
+    def answer_batch(self, questions: list[str], **kwargs) -> list[str]:
+        """`answer` for many questions, decoded together (`generate_batch`)."""
+        conversations = [self._messages("text_chat", q) for q in questions]
+        return [r.text.strip() for r in generate_batch(self.model, conversations, **{**self.generation, **kwargs})]
 
     def speak(self, text: str, **kwargs) -> SpokenAnswer:
         """TTS: the model speaks exactly `text` (forced text, generated audio)."""

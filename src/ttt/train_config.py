@@ -47,7 +47,8 @@ class BackboneConfig:
     BPE tokenizer trained on the training texts;
     "hf": `path` is a Hugging Face checkpoint directory (with `gguf_file`, a GGUF file inside it);
     "ttt": `path` is a TtT model directory (as written by `save_pretrained` or a checkpoint).
-    attn_implementation "auto" is flex_attention on GPU and sdpa on CPU."""
+    attn_implementation "auto" is sdpa with the dense mask, or flex_attention on a GPU for rows of
+    `ttt.max_length` >= `ttt.train.FLEX_FROM_TOKENS` tokens, where Flex measured faster."""
 
     source: str = "tiny"
     path: str | None = None
