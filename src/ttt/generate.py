@@ -389,9 +389,10 @@ class _Head:
     def __init__(self, model: TtTModel, ids: torch.Tensor | None) -> None:
         head = model.backbone.get_output_embeddings()
         self.ids = ids
-        self.weight = head.weight if ids is None else head.weight[ids]
-        bias = getattr(head, "bias", None)
-        self.bias = bias if bias is None or ids is None else bias[ids]
+        with torch.no_grad():
+            self.weight = head.weight if ids is None else head.weight[ids]
+            bias = getattr(head, "bias", None)
+            self.bias = bias if bias is None or ids is None else bias[ids]
         self.size = self.weight.shape[0]
         self._rows: dict[int, int] = {}
 
@@ -744,7 +745,8 @@ def generate_batch(model: TtTModel, conversations: list[list[dict]], **kwargs) -
     if (cfg.force_text or cfg.cfg_scale > 0 or cfg.engine != "fast" or not cfg.use_cache
             or model.config.mode not in ("ttt", "ar") or len(conversations) < 2):
         return [generate(model, conversation, **kwargs) for conversation in conversations]
-    return _TextBatch(model, conversations, cfg, kwargs).run()
+    with torch.no_grad():
+        return _TextBatch(model, conversations, cfg, kwargs).run()
 
 
 class _TextBatch:
