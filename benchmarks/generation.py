@@ -176,7 +176,10 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     model, name = load_model(args)
     engines = ["fast"] + (["eager"] if args.compare_eager else [])
-    rows = {engine: engine_table(model, engine, args.steps, args) for engine in engines}
+    rows = {}
+    for engine in engines:  # each engine's summary as soon as it is measured, in case a time limit cuts the run
+        rows[engine] = engine_table(model, engine, args.steps, args)
+        print(json.dumps({engine: summary(rows[engine], args.steps)}), flush=True)
     if "eager" in rows:  # the engines must decode the same tokens for the comparison to mean anything
         for mode in rows["fast"]:
             if rows["fast"][mode]["token_ids"] != rows["eager"][mode]["token_ids"]:

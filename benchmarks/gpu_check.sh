@@ -2,7 +2,7 @@
 # Every GPU measurement of issue #25 in one command, about 6 minutes on one H100/H200, random weights, no
 # downloads; needs only PyTorch + transformers (+ accelerate) and this repository:
 #
-#   bash benchmarks/gpu_check.sh              # on the GPU machine, from the repository root (<= 5.5 min)
+#   bash benchmarks/gpu_check.sh              # on the GPU machine, from the repository root (<= 6 min)
 #   bash benchmarks/gpu_check.sh --inductor   # the same, then step 3 (<= 2 more minutes)
 #   bash benchmarks/gpu_check.sh --smoke      # CPU, a tiny model: checks that every step of the script runs
 #
@@ -38,9 +38,9 @@ if [[ "${1:-}" == "--smoke" ]]; then
 fi
 
 "$PY" -c "import torch, transformers; print(torch.__version__, transformers.__version__, torch.cuda.get_device_name())"
-step generation_0.5b 110 "$PY" -m benchmarks.generation --device cuda --dtype bfloat16 --size 0.5b --compare-eager --repeats 2
-step generation_1.5b 130 "$PY" -m benchmarks.generation --device cuda --dtype bfloat16 --size 1.5b --compare-eager --repeats 2
-step training_attention 80 "$PY" -m benchmarks.training_attention --device cuda --dtype bfloat16 --size 0.5b --steps 5
+step generation_0.5b 100 "$PY" -m benchmarks.generation --device cuda --dtype bfloat16 --size 0.5b --compare-eager --repeats 2
+step generation_1.5b 110 "$PY" -m benchmarks.generation --device cuda --dtype bfloat16 --size 1.5b --compare-eager --repeats 2
+step training_attention 140 "$PY" -m benchmarks.training_attention --device cuda --dtype bfloat16 --size 0.5b --steps 3
 if [[ "${1:-}" == "--inductor" ]]; then
   step generation_0.5b_inductor 120 "$PY" -m benchmarks.generation --device cuda --dtype bfloat16 --size 0.5b --compile inductor --repeats 2 --steps 4
 fi

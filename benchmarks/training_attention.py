@@ -76,8 +76,11 @@ def step_time(backbone, variant: str, length: int, device: str, steps: int) -> d
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        mask = None if variant == "causal" else attention_mask_for(backbone, doc, span)
-        out = backbone(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+        if variant == "causal":  # plain positions too: packed ones would make transformers build a mask
+            mask, positions = None, torch.arange(length, device=device)[None]
+        else:
+            mask, positions = attention_mask_for(backbone, doc, span), pos
+        out = backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
         loss = torch.nn.functional.cross_entropy(out.logits.float().flatten(0, 1), labels.flatten())
         loss.backward()
         backbone.zero_grad(set_to_none=True)
