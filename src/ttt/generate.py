@@ -502,6 +502,19 @@ def _denoise(
             live = live & ~_after_first((block == stop_id) & live)
 
 
+def _without_grad(events: Iterator) -> Iterator:
+    """Run a generator's steps under `torch.no_grad` without holding the mode across its yields: the
+    consumer's code between events keeps its own mode, and streams advanced in turn cannot restore each
+    other's modes in the wrong order (which would leave gradients off for the whole process)."""
+    while True:
+        with torch.no_grad():
+            try:
+                event = next(events)
+            except StopIteration:
+                return
+        yield event
+
+
 def nar_steps(length: int, cfg: GenerationConfig) -> int:
     """Denoising steps for a NAR response of `length` tokens: TtT's `steps / block_length` rate."""
     return max(1, math.ceil(length * cfg.steps / cfg.block_length))
@@ -611,12 +624,7 @@ class Generation:
 
     def __iter__(self) -> Iterator[TextDelta | AudioSpan]:
         try:
-            with torch.no_grad():
-                hidden = self._prefill(self.messages)
-                if self.model.config.mode == "nar":
-                    yield from self._nar()
-                else:
-                    yield from self._interleaved(hidden)
+            yield from _without_grad(self._events())
         finally:  # a pooled cache is free again, even when the consumer stops early
             if getattr(self, "seq", None) is not None and self.seq.cache is not None:
                 self.seq.cache.ttt_busy = False
@@ -625,6 +633,13 @@ class Generation:
         r.forward_passes = self.seq.forwards
         r.forward_log = self.seq.log
         r.wall_seconds = self._now()
+
+    def _events(self) -> Iterator[TextDelta | AudioSpan]:
+        hidden = self._prefill(self.messages)
+        if self.model.config.mode == "nar":
+            yield from self._nar()
+        else:
+            yield from self._interleaved(hidden)
 
     def _forced_tokens(self) -> list[int]:
         """The token queue for `force_text`: text chunks, each followed by its span's opening token."""

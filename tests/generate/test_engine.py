@@ -91,9 +91,15 @@ def test_pooled_cache_serves_interleaved_streams(trained):
                 if next(s, None) is None:
                     streams.remove(s)
     assert not a.seq.cache.ttt_busy and not b.seq.cache.ttt_busy
+    assert torch.is_grad_enabled()  # interleaved streams leave the grad mode as they found it
     assert a.result.token_ids == b.result.token_ids
     assert a.result.token_ids == generate(trained, prompt(LONG), engine="eager", max_new_tokens=80).token_ids
     trained.__dict__.pop("_ttt_decoders")
+
+
+def test_consumer_code_between_events_keeps_its_grad_mode(trained):
+    seen = [torch.is_grad_enabled() for _ in Generation(trained, prompt(SHORT), max_new_tokens=80)]
+    assert seen and all(seen)
 
 
 def test_compile_failure_falls_back_to_eager(trained, monkeypatch):
