@@ -244,10 +244,6 @@ class _Sequence:
         spans = self.run_ids(block.numel()) if run else torch.zeros_like(rows)
         return self.commit(rows, spans)
 
-    def committed(self) -> torch.Tensor:
-        """Row 0's committed tokens (a host copy)."""
-        return self.ids[0, : self.length].cpu()
-
 
 def _static_shapes(device: torch.device, compile: str) -> bool:
     """Whether the cache window is the full pre-allocated length (fixed shapes, for CUDA graphs) rather than

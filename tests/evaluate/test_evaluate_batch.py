@@ -1,5 +1,4 @@
 """Batched `ttt eval`: ASR and text-QA items decoded in batches give the rows that one at a time gives."""
-import json
 
 import pytest
 
