@@ -49,9 +49,8 @@ def test_batch_equals_batch_one_on_random_text(random_model, monkeypatch, kwargs
 
 def test_batch_equals_batch_one_when_rows_open_audio(trained):
     """The overfit model answers with audio: those rows leave the batch and are decoded alone."""
-    check(trained, max_new_tokens=80)
-    batch = generate_batch(trained, [LONG["messages"][:-1], SHORT["messages"][:-1]], max_new_tokens=80)
-    assert batch[0].audio_spans == [list(range(26)), list(range(9))] and batch[1].text == "hi"
+    batch, _ = check(trained, max_new_tokens=80)
+    assert batch[0].audio_spans and batch[2].audio_spans  # LONG and SHORT answers with speech
 
 
 def test_batch_in_ar_mode_and_settings_that_need_the_full_loop(trained):
