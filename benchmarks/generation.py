@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import torch
 
@@ -79,49 +80,66 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure(model: TtTModel, mode: str, repeats: int, device: str, **gen) -> dict:
-    """Best-of-`repeats` figures for one decoding mode, after a warm-up run."""
+def measure(model: TtTModel, mode: str, repeats: int, device: str, engines: dict[str, dict], **gen) -> dict:
+    """Best-of-`repeats` figures of one decoding mode for each engine (name -> extra settings), after a
+    warm-up run each; the engines take turns, so a shared machine's load changes hit them alike.
+    `cpu_ms_per_audio_token` is this thread's CPU time for the whole turn per audio code: on a busy CPU
+    it moves far less than wall time."""
     saved = model.config.mode
     model.config.mode = mode
     messages = [{"role": "user", "content": input_audio(list(range(0, 100, 2)))}]
-    runs = []
+    runs: dict[str, list] = {name: [] for name in engines}
     try:
         for _ in range(repeats + 1):
-            synchronize(device)
-            runs.append(generate(model, messages, force_text=TEXT, **gen))
-            synchronize(device)
+            for name, extra in engines.items():
+                synchronize(device)
+                cpu = time.thread_time()
+                result = generate(model, messages, force_text=TEXT, **gen, **extra)
+                synchronize(device)
+                runs[name].append((result, time.thread_time() - cpu))
     finally:
         model.config.mode = saved
-    runs = runs[1:]
-    codes = len(runs[0].audio_codes)
-    best = min(runs, key=lambda r: r.audio_wall_seconds)
-    return {
-        "audio_tokens": codes,
-        "spans": len(runs[0].audio_spans),
-        "forward_passes_per_audio_token": runs[0].audio_forward_passes / codes,
-        "ms_per_audio_token": 1000 * best.audio_wall_seconds / codes,
-        "time_to_first_audio_s": min(r.time_to_first_audio for r in runs),
-        "wall_seconds": best.wall_seconds,
-        "token_ids": runs[0].token_ids,
-    }
+    out = {}
+    for name, timed in runs.items():
+        timed = timed[1:]
+        first = timed[0][0]
+        codes = len(first.audio_codes)
+        best = min((r for r, _ in timed), key=lambda r: r.audio_wall_seconds)
+        out[name] = {
+            "audio_tokens": codes,
+            "spans": len(first.audio_spans),
+            "forward_passes_per_audio_token": first.audio_forward_passes / codes,
+            "ms_per_audio_token": 1000 * best.audio_wall_seconds / codes,
+            "cpu_ms_per_audio_token": 1000 * min(c for _, c in timed) / codes,
+            "time_to_first_audio_s": min(r.time_to_first_audio for r, _ in timed),
+            "wall_seconds": best.wall_seconds,
+            "token_ids": first.token_ids,
+        }
+    return out
 
 
-def engine_table(model: TtTModel, engine: str, steps: list[int], args: argparse.Namespace) -> dict:
-    gen = {
-        "block_length": args.block_length, "max_last_span": 2 * args.block_length, "max_new_tokens": 2048,
-        "engine": engine, **({"compile": args.compile} if engine == "fast" and args.compile else {}),
-    }
-    row = {"ar": measure(model, "ar", args.repeats, args.device, steps=min(steps), **gen)}
+def engine_tables(model: TtTModel, engines: list[str], steps: list[int], args: argparse.Namespace) -> dict:
+    """Per engine, per mode ("ar", "ttt_s{steps}", "ttt_s{steps}_nocache"), the figures of `measure`."""
+    gen = {"block_length": args.block_length, "max_last_span": 2 * args.block_length, "max_new_tokens": 2048}
+    settings = {e: {"engine": e, **({"compile": args.compile} if e == "fast" and args.compile else {})} for e in engines}
+    modes = {"ar": ("ar", min(steps), True)}
     for s in steps:
-        row[f"ttt_s{s}"] = measure(model, "ttt", args.repeats, args.device, steps=s, **gen)
-        row[f"ttt_s{s}_nocache"] = measure(model, "ttt", args.repeats, args.device, steps=s, use_cache=False, **gen)
-    return row
+        modes[f"ttt_s{s}"] = ("ttt", s, True)
+        modes[f"ttt_s{s}_nocache"] = ("ttt", s, False)
+    rows: dict[str, dict] = {e: {} for e in engines}
+    for label, (mode, s, cache) in modes.items():
+        for engine, figures in measure(model, mode, args.repeats, args.device, settings, steps=s, use_cache=cache,
+                                       **gen).items():
+            rows[engine][label] = figures
+    return rows
 
 
 def summary(row: dict, steps: list[int]) -> dict:
-    out = {"ar_ms_per_audio_token": row["ar"]["ms_per_audio_token"]}
+    out = {"ar_ms_per_audio_token": row["ar"]["ms_per_audio_token"],
+           "ar_cpu_ms_per_audio_token": row["ar"].get("cpu_ms_per_audio_token")}
     for s in steps:
         out[f"ttt_ms_per_audio_token_steps{s}"] = row[f"ttt_s{s}"]["ms_per_audio_token"]
+        out[f"ttt_cpu_ms_per_audio_token_steps{s}"] = row[f"ttt_s{s}"].get("cpu_ms_per_audio_token")
         out[f"cache_speedup_steps{s}"] = row[f"ttt_s{s}_nocache"]["ms_per_audio_token"] / row[f"ttt_s{s}"]["ms_per_audio_token"]
     top = f"ttt_s{max(steps)}"
     out["ar_over_ttt_wall"] = row["ar"]["ms_per_audio_token"] / row[top]["ms_per_audio_token"]
@@ -144,6 +162,11 @@ def markdown(name: str, device: str, summaries: dict[str, dict], steps: list[int
             f"steps {k} {e[f'ttt_ms_per_audio_token_steps{k}'] / f[f'ttt_ms_per_audio_token_steps{k}']:.2f}×" for k in steps)
         lines += ["", f"fast over eager, TtT per audio token: {ratios}; AR "
                       f"{e['ar_ms_per_audio_token'] / f['ar_ms_per_audio_token']:.2f}×"]
+        if f.get("ar_cpu_ms_per_audio_token"):
+            cpu = ", ".join(f"steps {k} {e[f'ttt_cpu_ms_per_audio_token_steps{k}']:.2f} -> "
+                            f"{f[f'ttt_cpu_ms_per_audio_token_steps{k}']:.2f} ms" for k in steps)
+            lines.append(f"host CPU time per audio code over the whole turn, eager -> fast: {cpu}; AR "
+                         f"{e['ar_cpu_ms_per_audio_token']:.2f} -> {f['ar_cpu_ms_per_audio_token']:.2f} ms")
     return "\n".join(lines)
 
 
@@ -175,10 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(args.threads)
     model, name = load_model(args)
     engines = ["fast"] + (["eager"] if args.compare_eager else [])
-    rows = {}
-    for engine in engines:  # each engine's summary as soon as it is measured, in case a time limit cuts the run
-        rows[engine] = engine_table(model, engine, args.steps, args)
-        print(json.dumps({engine: summary(rows[engine], args.steps)}), flush=True)
+    rows = engine_tables(model, engines, args.steps, args)
     if "eager" in rows:  # the engines must decode the same tokens for the comparison to mean anything
         for mode in rows["fast"]:
             if rows["fast"][mode]["token_ids"] != rows["eager"][mode]["token_ids"]:
