@@ -131,6 +131,8 @@ def engine_tables(model: TtTModel, engines: list[str], steps: list[int], args: a
         for engine, figures in measure(model, mode, args.repeats, args.device, settings, steps=s, use_cache=cache,
                                        **gen).items():
             rows[engine][label] = figures
+        # each mode as soon as it is measured, in case a time limit cuts the run
+        print(json.dumps({label: {e: round(rows[e][label]["ms_per_audio_token"], 3) for e in engines}}), flush=True)
     return rows
 
 
