@@ -1,16 +1,22 @@
-"""Decoding cost of TtT (with and without the prefix cache) against AR audio decoding, in one run.
+"""Decoding cost of TtT (steps 2 and 4, with and without the prefix cache) against AR audio decoding, in one
+run, for the fast engine and (with `--compare-eager`) the previous one.
 
-    python -m benchmarks.generation --json            # tiny random model
-    python -m benchmarks.generation --model DIR       # a trained TtT model directory
+    python -m benchmarks.generation                                        # tiny random model, CPU
+    python -m benchmarks.generation --size default --compare-eager         # the shipped model, old vs new
+    python -m benchmarks.generation --device cuda --dtype bfloat16 --size 0.5b   # Qwen2.5-0.5B shape
+    python -m benchmarks.generation --smoke                                # seconds: every path once
 
-All modes speak the same forced text (so every mode produces the same number of spans) with the same
-backbone; only the audio decoding differs. Absolute times on a shared CPU are noise: read the ratios.
+Sizes: `tiny` (random Qwen2, hidden 256, 4 layers), `default` (the shipped model), `0.5b` / `1.5b`
+(random weights in the shapes of Qwen2.5-0.5B / 1.5B: their layers, heads and 151,936-token vocabulary,
+16,384 audio codes), or `--model DIR`. Every mode speaks the same forced text, so every mode produces the
+same spans; only the audio decoding differs. Figures are the best of `--repeats` timed runs after one
+warm-up run (which captures CUDA graphs / compiles). On a shared CPU read the ratios, not the times.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import time
 
 import torch
 
@@ -26,6 +32,11 @@ TEXT = (
     "france is paris, so every evening the dogs in our neighbourhood are howling at the moon"
 )
 
+# Qwen2.5 shapes (hidden, layers, heads, kv heads, intermediate), vocabulary 151,936, tied embeddings.
+QWEN_SHAPES = {"0.5b": (896, 24, 14, 2, 4864), "1.5b": (1536, 28, 12, 2, 8960)}
+QWEN_VOCAB = 151936
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
 
 def tiny_model(codebook: int, hidden: int, layers: int) -> TtTModel:
     tok = train_bpe_tokenizer([TEXT] * 20, vocab_size=600)
@@ -33,76 +44,184 @@ def tiny_model(codebook: int, hidden: int, layers: int) -> TtTModel:
     return TtTModel.from_backbone(backbone, tok, audio_codebook_size=codebook).eval()
 
 
-def measure(model: TtTModel, mode: str, use_cache: bool, repeats: int, **gen) -> dict:
+def qwen_shaped_model(size: str, device: str, dtype: torch.dtype) -> TtTModel:
+    """Random weights in a Qwen2.5 shape, built directly on `device` (no download, no checkpoint)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    hidden, layers, heads, kv_heads, inter = QWEN_SHAPES[size]
+    config = Qwen2Config(
+        vocab_size=QWEN_VOCAB, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=32768,
+        tie_word_embeddings=True, rope_theta=1000000.0,
+    )
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    with torch.device(device):
+        backbone = Qwen2ForCausalLM(config).to(dtype)
+    tok = train_bpe_tokenizer([TEXT] * 20, vocab_size=600)
+    return TtTModel.from_backbone(backbone, tok, audio_codebook_size=16384).eval()
+
+
+def load_model(args: argparse.Namespace) -> tuple[TtTModel, str]:
+    dtype = DTYPES[args.dtype]
+    if args.model or args.size == "default":
+        from ttt.speech import default_model_dir
+
+        directory = args.model or default_model_dir()
+        model = TtTModel.from_pretrained(directory, dtype=dtype).to(args.device).eval()
+        return model, str(directory)
+    if args.size in QWEN_SHAPES:
+        return qwen_shaped_model(args.size, args.device, dtype), f"random Qwen2.5-{args.size.upper()} shape"
+    hidden, layers = (64, 2) if args.smoke else (256, 4)
+    model = tiny_model(args.codebook, hidden, layers).to(device=args.device, dtype=dtype)
+    return model, f"tiny random qwen2 (hidden {hidden}, {layers} layers, codebook {args.codebook})"
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def measure(model: TtTModel, mode: str, repeats: int, device: str, engines: dict[str, dict], **gen) -> dict:
+    """Best-of-`repeats` figures of one decoding mode for each engine (name -> extra settings), after a
+    warm-up run each; the engines take turns, so a shared machine's load changes hit them alike.
+    `cpu_ms_per_audio_token` is this thread's CPU time for the whole turn per audio code: on a busy CPU
+    it moves far less than wall time."""
     saved = model.config.mode
     model.config.mode = mode
     messages = [{"role": "user", "content": input_audio(list(range(0, 100, 2)))}]
-    runs = []
+    runs: dict[str, list] = {name: [] for name in engines}
     try:
-        for _ in range(repeats):
-            runs.append(generate(model, messages, use_cache=use_cache, force_text=TEXT, **gen))
+        for _ in range(repeats + 1):
+            for name, extra in engines.items():
+                synchronize(device)
+                cpu = time.thread_time()
+                result = generate(model, messages, force_text=TEXT, **gen, **extra)
+                synchronize(device)
+                runs[name].append((result, time.thread_time() - cpu))
     finally:
         model.config.mode = saved
-    codes = [len(r.audio_codes) for r in runs]
-    best = min(runs, key=lambda r: r.audio_wall_seconds)
-    return {
-        "audio_tokens": codes[0],
-        "spans": len(runs[0].audio_spans),
-        "forward_passes_per_audio_token": runs[0].audio_forward_passes / codes[0],
-        "wall_seconds_per_audio_token": best.audio_wall_seconds / codes[0],
-        "time_to_first_audio_s": min(r.time_to_first_audio for r in runs),
-        "wall_seconds": best.wall_seconds,
-        "_log": best.forward_log,
-    }
+    out = {}
+    for name, timed in runs.items():
+        timed = timed[1:]
+        first = timed[0][0]
+        codes = len(first.audio_codes)
+        best = min((r for r, _ in timed), key=lambda r: r.audio_wall_seconds)
+        out[name] = {
+            "audio_tokens": codes,
+            "spans": len(first.audio_spans),
+            "forward_passes_per_audio_token": first.audio_forward_passes / codes,
+            "ms_per_audio_token": 1000 * best.audio_wall_seconds / codes,
+            "cpu_ms_per_audio_token": 1000 * min(c for _, c in timed) / codes,
+            "time_to_first_audio_s": min(r.time_to_first_audio for r, _ in timed),
+            "wall_seconds": best.wall_seconds,
+            "token_ids": first.token_ids,
+        }
+    return out
 
 
-def step_costs(log: list[tuple[str, int, float]], block: int) -> dict:
-    """Median seconds of a denoising step (peek at a block) vs a cached forward over a clean block of the
-    same size (the commit) vs one AR token."""
-    peek = [t for kind, n, t in log if kind == "peek" and n == block]
-    commit = [t for kind, n, t in log if kind == "commit" and n == block]
-    one = [t for kind, n, t in log if kind == "commit" and n == 1]
-    return {
-        "diffusion_step_s": statistics.median(peek),
-        "block_forward_s": statistics.median(commit),
-        "ar_token_step_s": statistics.median(one),
-        "diffusion_step_over_block_forward": statistics.median(peek) / statistics.median(commit),
-    }
+def engine_tables(model: TtTModel, engines: list[str], steps: list[int], args: argparse.Namespace) -> dict:
+    """Per engine, per mode ("ar", "ttt_s{steps}", "ttt_s{steps}_nocache"), the figures of `measure`."""
+    gen = {"block_length": args.block_length, "max_last_span": 2 * args.block_length, "max_new_tokens": 2048}
+    settings = {e: {"engine": e, **({"compile": args.compile} if e == "fast" and args.compile else {})} for e in engines}
+    modes = {"ar": ("ar", min(steps), True)}
+    for s in steps:
+        modes[f"ttt_s{s}"] = ("ttt", s, True)
+        modes[f"ttt_s{s}_nocache"] = ("ttt", s, False)
+    rows: dict[str, dict] = {e: {} for e in engines}
+    for label, (mode, s, cache) in modes.items():
+        for engine, figures in measure(model, mode, args.repeats, args.device, settings, steps=s, use_cache=cache,
+                                       **gen).items():
+            rows[engine][label] = figures
+        # each mode as soon as it is measured, in case a time limit cuts the run
+        print(json.dumps({label: {e: round(rows[e][label]["ms_per_audio_token"], 3) for e in engines}}), flush=True)
+    return rows
+
+
+def summary(row: dict, steps: list[int]) -> dict:
+    out = {"ar_ms_per_audio_token": row["ar"]["ms_per_audio_token"],
+           "ar_cpu_ms_per_audio_token": row["ar"].get("cpu_ms_per_audio_token")}
+    for s in steps:
+        out[f"ttt_ms_per_audio_token_steps{s}"] = row[f"ttt_s{s}"]["ms_per_audio_token"]
+        out[f"ttt_cpu_ms_per_audio_token_steps{s}"] = row[f"ttt_s{s}"].get("cpu_ms_per_audio_token")
+        out[f"cache_speedup_steps{s}"] = row[f"ttt_s{s}_nocache"]["ms_per_audio_token"] / row[f"ttt_s{s}"]["ms_per_audio_token"]
+    top = f"ttt_s{max(steps)}"
+    out["ar_over_ttt_wall"] = row["ar"]["ms_per_audio_token"] / row[top]["ms_per_audio_token"]
+    out["time_to_first_audio_s"] = row[top]["time_to_first_audio_s"]
+    return out
+
+
+def markdown(name: str, device: str, summaries: dict[str, dict], steps: list[int]) -> str:
+    cols = ["AR ms/audio token"] + [f"TtT ms/audio token (steps {s})" for s in steps]
+    cols += [f"cache speed-up (steps {s})" for s in steps] + ["AR/TtT wall", "time to first audio"]
+    lines = [f"{name} on {device}", "", "| engine | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for engine, s in summaries.items():
+        cells = [f"{s['ar_ms_per_audio_token']:.2f}"] + [f"{s[f'ttt_ms_per_audio_token_steps{k}']:.2f}" for k in steps]
+        cells += [f"{s[f'cache_speedup_steps{k}']:.2f}×" for k in steps]
+        cells += [f"{s['ar_over_ttt_wall']:.1f}×", f"{s['time_to_first_audio_s']:.3f} s"]
+        lines.append(f"| {engine} | " + " | ".join(cells) + " |")
+    if "eager" in summaries and "fast" in summaries:
+        e, f = summaries["eager"], summaries["fast"]
+        ratios = ", ".join(
+            f"steps {k} {e[f'ttt_ms_per_audio_token_steps{k}'] / f[f'ttt_ms_per_audio_token_steps{k}']:.2f}×" for k in steps)
+        lines += ["", f"fast over eager, TtT per audio token: {ratios}; AR "
+                      f"{e['ar_ms_per_audio_token'] / f['ar_ms_per_audio_token']:.2f}×"]
+        if f.get("ar_cpu_ms_per_audio_token"):
+            cpu = ", ".join(f"steps {k} {e[f'ttt_cpu_ms_per_audio_token_steps{k}']:.2f} -> "
+                            f"{f[f'ttt_cpu_ms_per_audio_token_steps{k}']:.2f} ms" for k in steps)
+            lines.append(f"host CPU time per audio code over the whole turn, eager -> fast: {cpu}; AR "
+                         f"{e['ar_cpu_ms_per_audio_token']:.2f} -> {f['ar_cpu_ms_per_audio_token']:.2f} ms")
+    return "\n".join(lines)
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"CPU ({torch.get_num_threads()} threads)"
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help="TtT model directory (default: a tiny random Qwen2)")
-    parser.add_argument("--codebook", type=int, default=1024)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--steps", type=int, default=4, help="denoising steps per block")
+    parser.add_argument("--size", choices=["tiny", "default", *QWEN_SHAPES], default="tiny")
+    parser.add_argument("--model", help="a TtT model directory (overrides --size)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--codebook", type=int, default=1024, help="tiny model's audio codebook")
+    parser.add_argument("--steps", type=int, nargs="+", default=[2, 4], help="denoising steps per block")
     parser.add_argument("--block-length", type=int, default=26)
-    parser.add_argument("--repeats", type=int, default=3, help="best-of-N timing")
+    parser.add_argument("--repeats", type=int, default=3, help="best-of-N timing (after one warm-up run)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", choices=["graphs", "inductor", "none"],
+                        help="the fast engine's forwards (default: graphs on CUDA, none on CPU)")
+    parser.add_argument("--compare-eager", action="store_true", help="also time the previous engine")
+    parser.add_argument("--smoke", action="store_true", help="a 2-layer model, one repeat: checks every path")
     parser.add_argument("--json", action="store_true", help="print only the JSON")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats = 1
     torch.set_num_threads(args.threads)
-    model = TtTModel.from_pretrained(args.model).eval() if args.model else tiny_model(args.codebook, args.hidden, args.layers)
-    gen = {"steps": args.steps, "block_length": args.block_length, "max_last_span": 2 * args.block_length, "max_new_tokens": 2048}
-    modes = {
-        "ttt_cache": measure(model, "ttt", True, args.repeats, **gen),
-        "ttt_nocache": measure(model, "ttt", False, args.repeats, **gen),
-        "ar": measure(model, "ar", True, args.repeats, **gen),
-    }
-    costs = step_costs(modes["ttt_cache"]["_log"], model.config.audio_chunk + 1)
-    for m in modes.values():
-        del m["_log"]
+    model, name = load_model(args)
+    engines = ["fast"] + (["eager"] if args.compare_eager else [])
+    rows = engine_tables(model, engines, args.steps, args)
+    if "eager" in rows:  # the engines must decode the same tokens for the comparison to mean anything
+        for mode in rows["fast"]:
+            if rows["fast"][mode]["token_ids"] != rows["eager"][mode]["token_ids"]:
+                print(f"note: {mode}: the fast and eager engines decoded different tokens")
+    for row in rows.values():
+        for m in row.values():
+            del m["token_ids"]
+    summaries = {engine: summary(row, args.steps) for engine, row in rows.items()}
     report = {
-        "model": args.model or f"tiny random qwen2 (hidden {args.hidden}, {args.layers} layers, codebook {args.codebook})",
-        "settings": {**gen, "threads": args.threads, "parameters": sum(p.numel() for p in model.parameters())},
-        "modes": modes,
-        "ar_over_ttt_forward_passes": modes["ar"]["forward_passes_per_audio_token"] / modes["ttt_cache"]["forward_passes_per_audio_token"],
-        "ar_over_ttt_wall": modes["ar"]["wall_seconds_per_audio_token"] / modes["ttt_cache"]["wall_seconds_per_audio_token"],
-        "nocache_over_cache_wall": modes["ttt_nocache"]["wall_seconds_per_audio_token"] / modes["ttt_cache"]["wall_seconds_per_audio_token"],
-        **costs,
+        "model": name,
+        "device": device_name(args.device),
+        "settings": {"dtype": args.dtype, "block_length": args.block_length, "threads": args.threads,
+                     "compile": args.compile, "parameters": sum(p.numel() for p in model.parameters())},
+        "summary": summaries,
+        "modes": rows,
     }
-    print(json.dumps(report, indent=None if args.json else 2))
+    if not args.json:
+        print(markdown(name, report["device"], summaries, args.steps))
+    print(json.dumps(report, indent=None if args.json else 2) if args.json else json.dumps(summaries))
     return report
 
 

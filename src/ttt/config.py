@@ -82,6 +82,11 @@ class GenerationConfig:
     `force_text` makes the assistant say exactly this text (TTS): its tokens are fed in chunks of
     `text_chunk`, each followed by a fixed audio span and the last by the final span, which the model
     generates; then the turn ends.
+
+    Engine knobs (none changes the tokens): `compile` is how the fixed-shape forwards run: "graphs" (each
+    shape captured once as a CUDA graph and replayed; the default on CUDA), "inductor"
+    (`torch.compile(mode="reduce-overhead")`, which fuses kernels too but compiles for minutes), or "none"
+    (eager; the default elsewhere); a failure to capture or compile falls back to eager with a warning.
     """
 
     max_new_tokens: int = 1024  # cap on generated tokens per turn
@@ -98,6 +103,9 @@ class GenerationConfig:
     use_cache: bool = True  # KV cache for the prefix (False recomputes it: a check of the cache)
     seed: int = 0  # sampling seed
     force_text: str | None = None  # TTS: the text to speak (see above)
+    engine: str = "fast"  # "fast" (device-side, static cache) or "eager" (the previous engine, for comparison)
+    compile: str | None = None  # "graphs", "inductor" or "none" (see above); None: graphs on CUDA, else none
+    sync_every_step: bool | None = None  # check after each denoising step if a block is done; None: on CPU only
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -117,6 +125,10 @@ class GenerationConfig:
             raise ValueError("top_p must be in (0, 1] and top_k >= 0")
         if self.force_text is not None and not self.force_text.strip():
             raise ValueError("force_text is empty: nothing to speak")
+        if self.engine not in ("fast", "eager"):
+            raise ValueError(f"engine must be 'fast' or 'eager', got {self.engine!r}")
+        if self.compile not in (None, "none", "graphs", "inductor"):
+            raise ValueError(f"compile must be 'graphs', 'inductor' or 'none', got {self.compile!r}")
 
     def check(self, audio_chunk: int) -> None:
         """What only a model can tell: each step must commit at least one token of the smaller block."""

@@ -91,12 +91,8 @@ class TtTModel(nn.Module):
         n_docs = n_maskable.numel()
         text_target, target = self.targets(labels, modality, doc_ids, trainable, masked)
         need = (text_target | masked).any(0).nonzero().flatten()
-        outputs = self.backbone(
-            input_ids=input_ids,
-            attention_mask=attention_mask_for(self.backbone, doc_ids, span_ids),
-            position_ids=position_ids,
-            logits_to_keep=0 if return_logits else need,
-            use_cache=False,
+        outputs = self.backbone_forward(
+            input_ids, doc_ids, span_ids, position_ids, logits_to_keep=0 if return_logits else need
         )
         logits = outputs.logits[:, need] if return_logits else outputs.logits
         target = target[:, need]
@@ -116,6 +112,33 @@ class TtTModel(nn.Module):
             audio_loss=audio_loss.detach(),
             logits=outputs.logits if return_logits else None,
         )
+
+    def backbone_forward(
+        self,
+        input_ids: torch.Tensor,
+        doc_ids: torch.Tensor,
+        span_ids: torch.Tensor,
+        position_ids: torch.Tensor,
+        *,
+        q_offset: int | torch.Tensor | None = None,
+        cache=None,
+        logits_to_keep: int | torch.Tensor = 0,
+        hidden_only: bool = False,
+    ):
+        """The one call of the backbone with the TtT mask, shared by training (`forward`) and decoding.
+
+        `doc_ids`/`span_ids` cover every key position (the cached prefix and the new tokens); queries are the
+        last `input_ids.shape[1]` of them, or those from `q_offset` on (a pre-allocated cache). With
+        `hidden_only` it returns the final hidden states (B, q, H) and skips the LM head, so that decoding
+        can project onto just the tokens a step may produce; otherwise the backbone's output with `.logits`.
+        """
+        mask = attention_mask_for(self.backbone, doc_ids, span_ids, q_len=input_ids.shape[1], q_offset=q_offset)
+        kwargs = dict(
+            input_ids=input_ids, attention_mask=mask, position_ids=position_ids, cache=cache, use_cache=cache is not None
+        )
+        if hidden_only:
+            return self.backbone.get_decoder()(**kwargs).last_hidden_state
+        return self.backbone(**kwargs, logits_to_keep=logits_to_keep)
 
     def targets(
         self, labels: torch.Tensor, modality: torch.Tensor, doc_ids: torch.Tensor, trainable: torch.Tensor,

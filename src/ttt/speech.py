@@ -18,7 +18,7 @@ import numpy as np
 
 from ttt.config import check_model_dir, load_decoding
 from ttt.format import SYSTEM, input_audio
-from ttt.generate import AudioSpan, Generation, GenerationResult, generate
+from ttt.generate import AudioSpan, Generation, GenerationResult, generate, generate_batch
 
 
 log = logging.getLogger(__name__)
@@ -141,6 +141,18 @@ class SpeechLM:
             raise ValueError("the question is empty")
         messages = self._messages("text_chat", question, literal=True)
         return generate(self.model, messages, **{**self.generation, **kwargs}).text.strip()
+
+    def transcribe_batch(self, audios: list[tuple[np.ndarray, int]], **kwargs) -> list[str]:
+        """`transcribe` for many (wave, sample_rate) pairs, decoded together (`generate_batch`)."""
+        conversations = [self._messages("asr", self.audio_prompt(w, sr)) for w, sr in audios]
+        return [r.text.strip() for r in generate_batch(self.model, conversations, **{**self.generation, **kwargs})]
+
+    def answer_batch(self, questions: list[str], **kwargs) -> list[str]:
+        """`answer` for many questions, decoded together (`generate_batch`)."""
+        if any(not q.strip() for q in questions):
+            raise ValueError("a question is empty")
+        conversations = [self._messages("text_chat", q, literal=True) for q in questions]
+        return [r.text.strip() for r in generate_batch(self.model, conversations, **{**self.generation, **kwargs})]
 
     def speak(self, text: str, on_event: Callable | None = None, on_chunk: Callable | None = None,
               **kwargs) -> SpokenAnswer:

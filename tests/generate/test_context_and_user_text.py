@@ -22,11 +22,14 @@ def small_context(base_tokenizer):
 
 
 def _always(model, token_id):
-    """Make `token_id` the model's first choice for text (a hook on the output layer)."""
-    def boost(module, args, out):
-        out[..., token_id] += 1e4
-        return out
-    return model.backbone.get_output_embeddings().register_forward_hook(boost)
+    """Make `token_id` the model's first choice for text: a large bias on its row of the output layer (which
+    every decoding engine's projection applies, however it slices the head)."""
+    import torch
+
+    head = model.backbone.get_output_embeddings()
+    bias = torch.zeros(head.weight.shape[0])
+    bias[token_id] = 1e4
+    head.bias = torch.nn.Parameter(bias)
 
 
 def _user(text, literal=False):

@@ -128,7 +128,7 @@ def test_nar_steps_keep_the_blockwise_rate():
 
 def test_classifier_free_guidance_runs_two_rows(trained):
     rows = []
-    hook = trained.backbone.register_forward_hook(lambda m, a, kw, out: rows.append(kw["input_ids"].shape[0]), with_kwargs=True)
+    hook = trained.backbone.get_decoder().register_forward_hook(lambda m, a, kw, out: rows.append(kw["input_ids"].shape[0]), with_kwargs=True)
     try:
         guided = generate(trained, prompt(LONG), max_new_tokens=80, cfg_scale=1.5)
         nocache = generate(trained, prompt(LONG), max_new_tokens=80, cfg_scale=1.5, use_cache=False)

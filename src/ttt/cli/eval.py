@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="generation and bootstrap seed (default: 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--batch-size", type=int, default=8, metavar="N",
+                   help="decode up to N consecutive ASR / text-QA items together (same outputs; default: 8)")
     p.set_defaults(func=_eval)
 
 
@@ -39,6 +41,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     set_threads(args.threads)
     check_decoding(args, max_new_tokens=args.max_new_tokens)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     check_output_dir(args.out)  # before the evaluation, whose results would otherwise be lost
     if not args.model and not is_model_dir(default_model_dir()):
         raise FileNotFoundError(f"no shipped default model in {default_model_dir()} yet; pass --model DIR")
@@ -51,7 +55,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         scorer = WhisperScorer(cpu_threads=args.threads)
         lm.warm_up()  # timings are of a running model, not of the first call in this process
-    rows = run(Evaluator(lm, scorer), items, skipped, progress=not args.no_progress)
+    rows = run(Evaluator(lm, scorer), items, skipped, progress=not args.no_progress, batch_size=args.batch_size)
     metrics = summarize(rows, skipped, seed=args.seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
               "decoding": lm.generation, "limit": args.limit, "per_task": args.per_task}

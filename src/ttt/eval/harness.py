@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 REQUIRED = {"asr": ("text", "audio"), "tts": ("text",), "spoken_qa": ("audio", "answer"),
             "text_qa": ("text", "answer")}
 TASKS = tuple(REQUIRED)
+BATCHED_TASKS = ("asr", "text_qa")  # text out: `ttt eval --batch-size` decodes these in batches
 # Words that introduce the fact in an answer sentence ("seven plus four IS eleven", "a cow SAYS moo").
 COPULAS = frozenset({"is", "are", "equals", "says"})
 STOP_TOLERANCE = 0.2
@@ -261,13 +262,28 @@ class Evaluator:
     def __call__(self, item: EvalItem) -> dict:
         return getattr(self, item.task)(item)
 
+    def batch(self, items: list[EvalItem]) -> list[dict]:
+        """Rows of same-task text-output items (`BATCHED_TASKS`), decoded as one batch; each row equals
+        what `self(item)` gives."""
+        tasks = {i.task for i in items}
+        if len(tasks) != 1 or not tasks <= set(BATCHED_TASKS):
+            raise ValueError(f"a batch holds items of one of {BATCHED_TASKS}, got {sorted(tasks)}")
+        if tasks == {"asr"}:
+            hyps = self.lm.transcribe_batch([load_audio(i.audio) for i in items])
+            return [self._asr_row(i, h) for i, h in zip(items, hyps)]
+        return [self._text_qa_row(i, h) for i, h in zip(items, self.lm.answer_batch([i.text for i in items]))]
+
     def asr(self, item: EvalItem) -> dict:
-        hyp = self.lm.transcribe(*load_audio(item.audio))
+        return self._asr_row(item, self.lm.transcribe(*load_audio(item.audio)))
+
+    def _asr_row(self, item: EvalItem, hyp: str) -> dict:
         return {"output": {"text": hyp},
                 "metrics": {"wer": word_errors(item.text, hyp), "cer": char_errors(item.text, hyp)}}
 
     def text_qa(self, item: EvalItem) -> dict:
-        hyp = self.lm.answer(item.text)
+        return self._text_qa_row(item, self.lm.answer(item.text))
+
+    def _text_qa_row(self, item: EvalItem, hyp: str) -> dict:
         return {"output": {"text": hyp}, "metrics": {"accuracy": text_answer_correct(hyp, item.answer)}}
 
     def tts(self, item: EvalItem) -> dict:
@@ -322,19 +338,46 @@ class Evaluator:
         return {"output": {"text": spoken.text, "transcript": heard, "audio_s": seconds}, "metrics": m}
 
 
+def _groups(items: list[EvalItem], batch_size: int) -> list[list[EvalItem]]:
+    """Consecutive items of one batched task, up to `batch_size` a group; every other item alone."""
+    groups: list[list[EvalItem]] = []
+    for item in items:
+        last = groups[-1] if groups else None
+        if (last and item.task in BATCHED_TASKS and last[0].task == item.task and len(last) < batch_size):
+            last.append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
 def run(evaluator: Callable[[EvalItem], dict], items: list[EvalItem], skipped: list[Skipped],
-        progress: bool = True) -> dict[str, list[dict]]:
+        progress: bool = True, batch_size: int = 1) -> dict[str, list[dict]]:
     """Rows per task, in data order. An item whose input the model or codec rejects (ValueError) is
-    logged with its file:line and added to `skipped`; the run continues."""
+    logged with its file:line and added to `skipped`; the run continues. With `batch_size` > 1,
+    consecutive ASR / text-QA items are decoded as batches (`Evaluator.batch`; the rows are the same); a
+    batch that fails is retried item by item, so one bad item still costs only itself."""
     from tqdm import tqdm
 
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
     rows: dict[str, list[dict]] = {t: [] for t in TASKS if any(i.task == t for i in items)}
-    for item in tqdm(items, desc="eval", unit="item", disable=not progress):
-        try:
-            row = evaluator(item)
-        except ValueError as err:
-            skipped.append(Skipped(item.file, item.line, f"{item.task} failed: {err}"))
-            log.warning("skipping %s", skipped[-1])
-            continue
-        rows[item.task].append({"id": item.id, "source": item.source, **row})
+    bar = tqdm(total=len(items), desc="eval", unit="item", disable=not progress)
+    for group in _groups(items, batch_size):
+        results: list[dict | None] | None = None
+        if len(group) > 1:
+            try:
+                results = evaluator.batch(group)
+            except ValueError:
+                results = None
+        for item, row in zip(group, results or [None] * len(group)):
+            if row is None:
+                try:
+                    row = evaluator(item)
+                except ValueError as err:
+                    skipped.append(Skipped(item.file, item.line, f"{item.task} failed: {err}"))
+                    log.warning("skipping %s", skipped[-1])
+                    continue
+            rows[item.task].append({"id": item.id, "source": item.source, **row})
+        bar.update(len(group))
+    bar.close()
     return rows

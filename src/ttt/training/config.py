@@ -61,7 +61,7 @@ class BackboneConfig:
     # the model's tokens); None trains a BPE of `tokenizer_vocab_size` on the training texts
     tokenizer: str | None = None
     tokenizer_vocab_size: int = 512
-    attn_implementation: str = "auto"  # "auto": flex_attention on GPU, sdpa on CPU; or any HF value
+    attn_implementation: str = "auto"  # "auto": dense SDPA, Flex on a GPU from FLEX_FROM_TOKENS tokens; or any HF value
 
 
 @dataclass

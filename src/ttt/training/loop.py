@@ -46,10 +46,26 @@ VALID_STEP = 0  # noise-generator "step" of validation batches; training steps s
 MAX_SKIPPED_STEPS = 10  # consecutive steps with non-finite gradients after which training stops
 
 
+# Row length from which a Flex `BlockMask` beats the dense 4D SDPA mask in a GPU training step. Measured
+# (issue #25) on an H200, Qwen2.5-0.5B shape, bf16, rows packing 4 examples: dense costs 1.00x / 1.15x / 1.41x
+# a plain causal step at 1,024 / 2,048 / 4,096 tokens, Flex 1.55x / 1.39x / 1.25x. Re-measure with
+# `python -m benchmarks.training_attention` (benchmarks/gpu_check.sh) and move this where the two cross.
+FLEX_FROM_TOKENS = 3072
+
+
+def choose_attention(cuda: bool, row_length: int | None) -> str:
+    """The "auto" attention: Flex only on a GPU and only for rows long enough that it measured faster than
+    the dense mask (`FLEX_FROM_TOKENS`); SDPA with the dense mask otherwise (and when rows are uncapped,
+    whose lengths are those of single examples, well under it)."""
+    if cuda and row_length is not None and row_length >= FLEX_FROM_TOKENS:
+        return "flex_attention"
+    return "sdpa"
+
+
 def _attn(cfg: TrainConfig) -> str:
     impl = cfg.backbone.attn_implementation
     if impl == "auto":
-        return "flex_attention" if torch.cuda.is_available() else "sdpa"
+        return choose_attention(torch.cuda.is_available(), cfg.ttt_config().max_length)
     return impl
 
 
