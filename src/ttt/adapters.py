@@ -98,7 +98,7 @@ def load_adapter_model(directory: str | Path, **model_kwargs):
     location, gguf = base_location(meta["base"], directory)
     check_base(meta["base"], location, gguf, str(directory))
     dtype = model_kwargs.pop("dtype", None) or model_kwargs.pop("torch_dtype", None) or torch.float32
-    backbone, _ = load_backbone(location, gguf, dtype=torch.float32, **model_kwargs)
+    backbone, _ = load_backbone(location, gguf, tokenizer=False, dtype=torch.float32, **model_kwargs)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(directory / ADAPTERS_WEIGHTS).items()}
     model = assemble(backbone, tokenizer, TtTConfig.load(directory), meta["lora"], state, meta["base_rows"],

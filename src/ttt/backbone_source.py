@@ -13,7 +13,7 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")  # of a Hugging Face folder (a GGUF base is its one file)
 
 
 def package_dir(package: str) -> Path:
@@ -102,12 +102,13 @@ def drop_gguf_tag(backbone) -> None:
         del backbone.config.quantization_config
 
 
-def load_backbone(location: str | Path, gguf_file: str | None = None, **model_kwargs):
-    """(backbone, tokenizer) of a Hugging Face checkpoint folder, hub id or GGUF file (dequantized)."""
+def load_backbone(location: str | Path, gguf_file: str | None = None, tokenizer: bool = True, **model_kwargs):
+    """(backbone, tokenizer) of a Hugging Face checkpoint folder, hub id or GGUF file (dequantized); without
+    `tokenizer`, (backbone, None): converting a GGUF file's vocabulary takes seconds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs) if tokenizer else None
     backbone = AutoModelForCausalLM.from_pretrained(location, **model_kwargs, **kwargs)
     if gguf_file:
         drop_gguf_tag(backbone)

