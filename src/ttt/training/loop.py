@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ttt.adapters import ttt_token_ids, wrap_lora  # noqa: F401 (ttt_token_ids: re-exported)
+from ttt.adapters import is_adapter_dir, ttt_token_ids, wrap_lora  # noqa: F401 (ttt_token_ids: re-exported)
 from ttt.backbone_source import base_location, load_backbone
 from ttt.training.backbones import tiny_backbone
 from ttt.vocab import train_bpe_tokenizer
@@ -57,6 +57,9 @@ def build_model(cfg: TrainConfig, records, source_dir: Path | None = None) -> Tt
     if source_dir is not None or b.source == "ttt":
         directory = Path(source_dir or b.path)
         config = cfg.ttt_config(TtTConfig.load(directory))
+        if is_adapter_dir(directory):  # a small LoRA release: its base with the adapters merged in
+            loaded = TtTModel.from_pretrained(directory, attn_implementation=attn)
+            return TtTModel(loaded.backbone, loaded.tokenizer, config)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         backbone = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation=attn)
         return TtTModel(backbone, tokenizer, config)
