@@ -87,7 +87,7 @@ def load_adapter_model(directory: str | Path, **model_kwargs):
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
 
-    from ttt.backbone_source import base_location, check_base, load_backbone
+    from ttt.backbone_source import base_location, load_checked_base
     from ttt.config import TtTConfig
 
     directory = Path(directory)
@@ -96,9 +96,8 @@ def load_adapter_model(directory: str | Path, **model_kwargs):
     if meta.get("format") != FORMAT:
         raise ValueError(f"{meta_file}: adapter format {meta.get('format')!r} is not {FORMAT}")
     location, gguf = base_location(meta["base"], directory)
-    check_base(meta["base"], location, gguf, str(directory))
     dtype = model_kwargs.pop("dtype", None) or model_kwargs.pop("torch_dtype", None) or torch.float32
-    backbone, _ = load_backbone(location, gguf, tokenizer=False, dtype=torch.float32, **model_kwargs)
+    backbone = load_checked_base(meta["base"], location, gguf, str(directory), dtype=torch.float32, **model_kwargs)
     tokenizer = AutoTokenizer.from_pretrained(directory)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(directory / ADAPTERS_WEIGHTS).items()}
     model = assemble(backbone, tokenizer, TtTConfig.load(directory), meta["lora"], state, meta["base_rows"],

