@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ttt.adapters import is_adapter_dir, ttt_token_ids, wrap_lora  # noqa: F401 (ttt_token_ids: re-exported)
+from ttt.adapters import is_adapter_dir, wrap_lora
 from ttt.backbone_source import base_location, load_backbone
 from ttt.training.backbones import tiny_backbone
 from ttt.vocab import train_bpe_tokenizer
