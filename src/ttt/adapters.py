@@ -82,7 +82,10 @@ def assemble(backbone, tokenizer, config, lora: dict, state: dict, base_rows: in
 
 def load_adapter_model(directory: str | Path, **model_kwargs):
     """Load an adapter-only model directory over its base; `model_kwargs` as for `TtTModel.from_pretrained`
-    (`dtype`, `attn_implementation`, ...): the base loads in float32, the merged model is then cast."""
+    (`dtype`, `attn_implementation`, ...): the base loads in float32, the merged model is then cast.
+
+    The tokenizer is the directory's own (export checked that the base's plus the TtT tokens gives exactly
+    its ids); the base's is not converted again, since the SHA-256 check already pins the base file."""
     import torch
     from safetensors.torch import load_file
     from transformers import AutoTokenizer
