@@ -181,10 +181,14 @@ class TtTModel(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, revision: str | None = None,
                         **model_kwargs) -> "TtTModel":
-        """Load what `save_pretrained` wrote, from a local folder or a hub id (`ttt.hub.resolve_dir`:
-        folder, then the HF cache, then a download); `model_kwargs` go to
-        `AutoModelForCausalLM.from_pretrained`."""
+        """Load what `save_pretrained` wrote, from a local folder or a hub id (`ttt.hub.resolve_dir`: folder,
+        then the HF cache, then a download), or an adapter-only release (`ttt.adapters`: LoRA + TtT token rows,
+        applied over its base model and merged); `model_kwargs` go to `AutoModelForCausalLM.from_pretrained`."""
+        from ttt.adapters import is_adapter_dir, load_adapter_model
+
         directory = check_model_dir(resolve_dir(directory, revision))
+        if is_adapter_dir(directory):
+            return load_adapter_model(directory, **model_kwargs)
         check_model_files(directory)
         config = TtTConfig.load(directory)
         try:

@@ -11,7 +11,8 @@ from train_toy import CONFIG, read_log, toy_config
 from ttt.training.checkpoint import checkpoint_dirs
 from ttt.training.data import read_records
 from ttt.model import TtTModel
-from ttt.training.loop import build_model, setup, train, ttt_token_ids
+from ttt.adapters import ttt_token_ids
+from ttt.training.loop import build_model, setup, train
 from ttt.training.config import load_config
 
 

