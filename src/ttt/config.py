@@ -7,6 +7,7 @@ recommended values live in `decoding.json`, read and written only by `load_decod
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 import os
 from pathlib import Path
@@ -107,10 +108,13 @@ class GenerationConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
-        if self.temperature < 0 or self.diffusion_temperature < 0 or self.cfg_scale < 0:
-            raise ValueError("temperatures and cfg_scale must be >= 0")
-        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
-            raise ValueError("top_p must be in (0, 1] and top_k >= 0")
+        for name in ("temperature", "diffusion_temperature", "cfg_scale"):
+            if not 0 <= getattr(self, name) < math.inf:  # NaN fails this too
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
     def check(self, audio_chunk: int) -> None:
         """What only a model can tell: each step must commit at least one token of the smaller block."""
