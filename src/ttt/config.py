@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -119,10 +120,13 @@ class GenerationConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 < value <= 1.0:
                 raise ValueError(f"{name} must be in (0, 1], got {value}")
-        if self.temperature < 0 or self.diffusion_temperature < 0 or self.cfg_scale < 0:
-            raise ValueError("temperatures and cfg_scale must be >= 0")
-        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0:
-            raise ValueError("top_p must be in (0, 1] and top_k >= 0")
+        for name in ("temperature", "diffusion_temperature", "cfg_scale"):
+            if not 0 <= getattr(self, name) < math.inf:  # NaN fails this too
+                raise ValueError(f"{name} must be finite and >= 0, got {getattr(self, name)}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.force_text is not None and not self.force_text.strip():
             raise ValueError("force_text is empty: nothing to speak")
         if self.engine not in ("fast", "eager"):

@@ -148,3 +148,21 @@ def test_silent_answer_scores_as_all_deleted():
     assert m["produced_audio"] is False and m["intelligibility_wer"] == (2, 2)
     assert m["dnsmos_ovrl"] is None and m["time_to_first_audio_s"] is None
     assert summarize_metric([m["rtf"]]) is None
+
+
+def test_kept_audio_gets_a_safe_unique_name_and_no_file_without_audio(tmp_path):
+    from ttt.eval.harness import EvalItem
+
+    result = GenerationResult("hi", [[1, 2]], [], forward_passes=3, wall_seconds=0.1)
+    evaluator = Evaluator(lm=None, audio_dir=tmp_path / "audio")
+    said = SpokenAnswer("hi", _voice(0.5), 16000, result)
+    item = EvalItem("tts", "data/eval.jsonl:3 a|b", "hi", "eval.jsonl", 3)
+    first = evaluator._keep_audio(item, said, {"output": {}})
+    again = evaluator._keep_audio(EvalItem("tts", item.id, "hi", "eval.jsonl", 9), said, {"output": {}})
+    assert first["output"]["audio"] == "audio/data_eval.jsonl_3_a_b.wav"
+    assert again["output"]["audio"] == "audio/data_eval.jsonl_3_a_b-line9.wav"
+    silent = SpokenAnswer("hi", np.zeros(0, np.float32), 16000, result)
+    assert evaluator._keep_audio(item, silent, {"output": {}}) == {"output": {}}
+    assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == ["data_eval.jsonl_3_a_b-line9.wav",
+                                                                     "data_eval.jsonl_3_a_b.wav"]
+    assert Evaluator(lm=None)._keep_audio(item, said, {"output": {}}) == {"output": {}}  # no audio_dir: nothing kept

@@ -3,6 +3,7 @@ what is written and the shape of the metrics, not their values (the model is ran
 import json
 
 import pytest
+import soundfile as sf
 
 from ttt.cli import main
 from ttt.speech import default_model_dir
@@ -25,7 +26,7 @@ def test_ttt_eval_end_to_end(eval_dir, tiny_model_dir, write_jsonl, tmp_path, ca
     ])
     out = tmp_path / "report"
     rc = main(["eval", "--model", str(tiny_model_dir), "--data", str(data), "--out", str(out), "--json",
-               "--max-new-tokens", "30", "--max-last-span", "26", "--threads", "1", "--no-progress"])
+               "--max-new-tokens", "30", "--max-last-span", "26", "--threads", "1", "--no-progress", "--save-audio"])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert set(printed) == {"asr", "tts", "spoken_qa", "text_qa", "skipped_lines"}
@@ -45,7 +46,17 @@ def test_ttt_eval_end_to_end(eval_dir, tiny_model_dir, write_jsonl, tmp_path, ca
     report = (out / "report.md").read_text()
     assert "## tts (1 items)" in report and "| WER |" in report and f"{data}:4" in report
     assert all((out / f"{t}.png").stat().st_size > 0 for t in ("asr", "tts", "spoken_qa", "text_qa"))
-    assert len((out / "items.jsonl").read_text().splitlines()) == 5
+    items = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 5 and saved["config"]["device"] == "cpu"
+    # --save-audio: each generated answer kept as audio/<id>.wav, named in its item and linked in the report
+    kept = {i["id"]: i["output"]["audio"] for i in items if "audio" in i["output"]}
+    assert "t1" in kept and set(kept) <= {"t1", "s1"}  # TTS always speaks; the random model may answer in text only
+    assert sorted(p.name for p in (out / "audio").iterdir()) == sorted(f"{k}.wav" for k in kept)
+    for item in items:
+        if item["id"] in kept:
+            assert kept[item["id"]] == f"audio/{item['id']}.wav"
+            assert sf.info(out / kept[item["id"]]).duration == pytest.approx(item["output"]["audio_s"], abs=1e-3)
+            assert f"| [{item['id']}](audio/{item['id']}.wav) | {item['task']} |" in report
 
 
 def test_limit_and_missing_default_model(eval_dir, tiny_model_dir, write_jsonl, tmp_path, capsys):

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
+from pathlib import Path
 
-from ttt.cli.common import check_decoding, check_output_dir, decoding, decoding_arguments, set_threads
-
-log = logging.getLogger(__name__)
+from ttt.cli.common import check_decoding, check_output_dir, decoding, decoding_arguments, device_argument, set_threads
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,10 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="evaluate only the first N valid items")
     p.add_argument("--per-task", type=int, metavar="N", help="evaluate only the first N valid items of each task")
     p.add_argument("--codec", help="codec directory (default: the shipped codec)")
-    decoding_arguments(p)
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="cap on generated tokens per turn")
-    p.add_argument("--seed", type=int, default=0, help="generation and bootstrap seed (default: 0)")
+    decoding_arguments(p)  # its --seed also seeds the bootstrap of the confidence intervals
+    device_argument(p)
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--save-audio", action="store_true",
+                   help="keep each generated answer as OUT/audio/<item id>.wav, linked from items.jsonl and report.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="decode up to N consecutive ASR / text-QA items together (same outputs; default: 8)")
@@ -48,21 +47,24 @@ def _eval(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no shipped default model in {default_model_dir()} yet; pass --model DIR")
     items, skipped = read_items(args.data)
     items = select(items, args.limit, args.per_task)
-    lm = SpeechLM.from_dir(args.model, args.codec, **decoding(args), max_new_tokens=args.max_new_tokens, seed=args.seed)
+    lm = SpeechLM.from_dir(args.model, args.codec, device=args.device, **decoding(args))
+    seed = lm.generation.get("seed", 0)
     scorer = None
     if any(i.task in ("tts", "spoken_qa") for i in items):
         from ttt.eval.scorer import WhisperScorer
 
         scorer = WhisperScorer(cpu_threads=args.threads)
         lm.warm_up()  # timings are of a running model, not of the first call in this process
-    rows = run(Evaluator(lm, scorer), items, skipped, progress=not args.no_progress, batch_size=args.batch_size)
-    metrics = summarize(rows, skipped, seed=args.seed)
+    audio_dir = Path(args.out) / "audio" if args.save_audio else None
+    rows = run(Evaluator(lm, scorer, audio_dir=audio_dir), items, skipped, progress=not args.no_progress,
+               batch_size=args.batch_size)
+    metrics = summarize(rows, skipped, seed=seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
-              "decoding": lm.generation, "limit": args.limit, "per_task": args.per_task}
+              "decoding": lm.generation, "device": str(lm.model.device), "limit": args.limit,
+              "per_task": args.per_task}
     report = write_report(args.out, metrics, rows, skipped, config)
     if args.json:
         print(json.dumps(metrics))
     else:
-        log.info("%d items scored, %d lines skipped; report: %s",
-                 sum(len(r) for r in rows.values()), len(skipped), report)
+        print(f"{sum(len(r) for r in rows.values())} items scored, {len(skipped)} lines skipped; report: {report}")
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from ttt.cli.common import run_command, setup_logging
+from ttt.cli.common import run_command
 
 COMMAND_MODULES = [
     "ttt.cli.data",
@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ttt",
         description="text-to-talk: TtT speech-text language models (AR text + diffusion audio).",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output: INFO lines and library progress bars (-vv: debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
@@ -39,7 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

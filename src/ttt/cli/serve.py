@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ttt.cli.common import decoding, decoding_arguments
+from ttt.cli.common import decoding, decoding_arguments, device_argument
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--codec", help="codec directory (default: the shipped codec)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument("--device", default="cpu", help="device for the Transformer: cpu, cuda, cuda:N (default: cpu)")
+    device_argument(p)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--max-upload-mb", type=float, default=4.0, help="largest audio upload in MiB (default: 4)")
     p.add_argument("--max-audio-seconds", type=float, default=20.0, help="longest spoken question (default: 20)")

@@ -6,7 +6,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from ttt.cli.common import check_decoding, check_output_dir, decoding, decoding_arguments, set_threads
+from ttt.cli.common import check_decoding, check_output_dir, decoding, decoding_arguments, device_argument, set_threads
 
 DEMO_QUESTION = "what is six plus three"  # the text of assets/demo/question.wav (flite voice rms)
 DEMO_VOICE = "flite-rms"
@@ -19,8 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                        "directory's codec.json, else the shipped codec)")
         decoding_arguments(p)
         p.add_argument("--threads", type=int, help="torch CPU threads")
-        p.add_argument("--device", default="cpu", help="where the model runs: cpu (default, float32) or cuda "
-                                                       "(bfloat16); the codec runs on the CPU")
+        device_argument(p)
 
     demo = subparsers.add_parser(
         "demo", help="ask the shipped model a spoken question and write its spoken answer",

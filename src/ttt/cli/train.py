@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 
-from ttt.cli.common import run_command, setup_logging
+from ttt.cli.common import run_command
 
 # flag -> dotted config key; flags left unset do not override the file
 _FLAGS = {
@@ -98,10 +98,9 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry (`python -m ttt.cli.train`), the form `accelerate launch -m` needs."""
     parser = argparse.ArgumentParser(prog="ttt train", description="Train a TtT model.")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    setup_logging(args.verbose)
     return run_command("train", run, args)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ttt.audio.io import load_audio, resample
+from ttt.audio.io import load_audio, resample, save_audio
 from ttt.eval.metrics import bootstrap_ci, cer, mcd_dtw, normalize, wer
 
 log = logging.getLogger(__name__)
@@ -245,11 +246,15 @@ def summarize(rows: dict[str, list[dict]], skipped: list[Skipped], seed: int = 0
 
 class Evaluator:
     """Runs items through a `SpeechLM`; `scorer` (anything with `transcribe(wave, sr)`, e.g.
-    `WhisperScorer`) judges generated speech independently of our model."""
+    `WhisperScorer`) judges generated speech independently of our model. With `audio_dir`, each generated
+    answer is kept there as `<item id>.wav` and named in the row's output (`"audio"`, relative to the
+    folder above `audio_dir`, the report's), so that what was scored can be listened to."""
 
-    def __init__(self, lm, scorer=None) -> None:
+    def __init__(self, lm, scorer=None, audio_dir: str | Path | None = None) -> None:
         self.lm, self.scorer = lm, scorer
+        self.audio_dir = None if audio_dir is None else Path(audio_dir)
         self._heard_references: dict[Path, str] = {}
+        self._audio_names: set[str] = set()
 
     def _heard_reference(self, path: Path, audio: tuple[np.ndarray, int] | None = None) -> str:
         """The scorer's transcript of a reference wave, once per file: eval splits reuse a reference
@@ -289,7 +294,7 @@ class Evaluator:
     def tts(self, item: EvalItem) -> dict:
         start = time.perf_counter()
         spoken = self.lm.speak(item.text)
-        return self._speech(spoken, time.perf_counter() - start, item.text, item.audio)
+        return self._keep_audio(item, spoken, self._speech(spoken, time.perf_counter() - start, item.text, item.audio))
 
     def spoken_qa(self, item: EvalItem) -> dict:
         start = time.perf_counter()
@@ -303,6 +308,18 @@ class Evaluator:
             row["metrics"]["reference_wer"] = word_errors(item.answer, heard_reference)
         row["metrics"]["text_accuracy"] = text_answer_correct(spoken.text, item.answer)
         row["metrics"]["audio_accuracy"] = audio_answer_correct(row["output"]["transcript"], item.answer)
+        return self._keep_audio(item, spoken, row)
+
+    def _keep_audio(self, item: EvalItem, spoken, row: dict) -> dict:
+        """With `audio_dir`, write the answer's wave (if it has any) and name it in `row["output"]["audio"]`.
+        The file name is the item id made safe for a path; an id met twice gets its line number added."""
+        if self.audio_dir is None or len(spoken.wave) == 0:
+            return row
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", item.id).strip("._") or "item"
+        name = f"{stem}.wav" if f"{stem}.wav" not in self._audio_names else f"{stem}-line{item.line}.wav"
+        self._audio_names.add(name)
+        save_audio(self.audio_dir / name, spoken.wave, spoken.sample_rate)
+        row["output"]["audio"] = f"{self.audio_dir.name}/{name}"
         return row
 
     def _speech(self, spoken, wall: float, ref_text: str | None, ref_audio: Path | None) -> dict:

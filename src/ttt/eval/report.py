@@ -39,6 +39,11 @@ def _fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
+def _cell(text: str) -> str:
+    """Text for a markdown table cell: one line, no column breaks."""
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def markdown(metrics: dict, skipped: list, config: dict, plots: set[str] = frozenset()) -> str:
     """The report: config, one table per task (value, 95% CI, items scored), plots, skipped lines."""
     lines = ["# Evaluation report", ""]
@@ -119,6 +124,11 @@ def write_report(out_dir: str | Path, metrics: dict, rows: dict[str, list[dict]]
     if ratios:
         plot_length_ratios(out / "length_ratio.png", ratios)
         text += "\n## Stop accuracy\n\n![length ratio](length_ratio.png)\n"
+    heard = [(task, r) for task, rs in rows.items() for r in rs if r["output"].get("audio")]
+    if heard:  # `ttt eval --save-audio`: every generated answer, to listen to next to what was scored
+        text += "\n## Generated audio\n\n| item | task | text | scorer heard |\n|---|---|---|---|\n"
+        text += "".join(f"| [{_cell(r['id'])}]({r['output']['audio']}) | {task} | {_cell(r['output']['text'])} | "
+                        f"{_cell(r['output']['transcript'])} |\n" for task, r in heard)
     (out / "report.md").write_text(text)
     log.info("wrote %s", out / "report.md")
     return out / "report.md"
