@@ -47,11 +47,12 @@ VALID_STEP = 0  # noise-generator "step" of validation batches; training steps s
 MAX_SKIPPED_STEPS = 10  # consecutive steps with non-finite gradients after which training stops
 
 
-# Row length from which a Flex `BlockMask` beats the dense 4D SDPA mask in a GPU training step. Measured
-# (issue #25) on an H200, Qwen2.5-0.5B shape, bf16, rows packing 4 examples: dense costs 1.00x / 1.15x / 1.41x
-# a plain causal step at 1,024 / 2,048 / 4,096 tokens, Flex 1.55x / 1.39x / 1.25x. Re-measure with
-# `python -m benchmarks.training_attention` (benchmarks/gpu_check.sh) and move this where the two cross.
-FLEX_FROM_TOKENS = 3072
+# Row length from which a Flex `BlockMask` would beat the dense 4D SDPA mask in a GPU training step. Measured
+# (issue #25) on an H200 (torch 2.11, Qwen2.5-0.5B shape, bf16, rows packing 4 examples,
+# `python -m benchmarks.training_attention`): dense costs 1.09x / 1.17x / 1.15x a plain causal step at
+# 1,024 / 2,048 / 4,096 tokens, Flex 1.32x / 2.10x / 1.75x, so dense wins at every measured length and Flex is
+# chosen only beyond them. Re-measure on other hardware and move this where the two cross.
+FLEX_FROM_TOKENS = 8192
 
 
 def choose_attention(cuda: bool, row_length: int | None) -> str:
