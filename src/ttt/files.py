@@ -67,3 +67,15 @@ def read_jsonl(path: str | os.PathLike, on_error: Callable[[str], None] | None =
                 if on_error is None:
                     raise ValueError(message) from None
                 on_error(message)
+
+
+def check_writable_folder(target: Path, flag: str) -> None:
+    """Refuse, before any work, an output `target` whose nearest existing ancestor (where missing folders
+    would be created) is a file or cannot be written; `flag` names the option in the one-line message."""
+    folder = target if target.is_dir() else target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{flag} {target}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {target}: cannot write into {folder} (permission denied)")

@@ -14,6 +14,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from ttt.files import check_writable_folder
+
 log = logging.getLogger(__name__)
 
 # A wave whose peak stays below this (about -80 dBFS) carries no speech; encoding it would only produce noise codes.
@@ -140,13 +142,7 @@ def check_output_path(path: str | os.PathLike, flag: str = "output") -> Path:
         raise ValueError(f"{flag} {path}: is a directory; give a file name such as {path / 'out.wav'}")
     if path.suffix and path.suffix.lower() not in _supported_suffixes():
         raise ValueError(f"{flag} {path}: unsupported audio format {path.suffix!r} (use .wav, .flac or .ogg)")
-    folder = path.parent
-    while not folder.exists():  # save_audio creates missing folders: the nearest existing one must take them
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ValueError(f"{flag} {path}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {path}: cannot write into {folder} (permission denied)")
+    check_writable_folder(path, flag)  # save_audio creates missing folders: the nearest existing one must take them
     return path
 
 

@@ -140,16 +140,10 @@ def set_threads(threads: int | None) -> None:
 
 def check_output_dir(path: str, flag: str = "--out") -> Path:
     """An output folder that can be written, checked before the work whose results it will hold."""
-    import os
+    from ttt.files import check_writable_folder
 
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{flag} {out}: exists and is a file; give a folder")
-    folder = out
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ValueError(f"{flag} {out}: {folder} is a file, not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ValueError(f"{flag} {out}: cannot write into {folder} (permission denied)")
+    check_writable_folder(out, flag)
     return out
