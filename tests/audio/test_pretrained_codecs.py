@@ -128,8 +128,30 @@ def test_cli_trains_a_decoder_for_an_encoder_and_round_trips_with_it(tmp_path, c
     assert main(["codec", "roundtrip", str(tmp_path / "w0.wav"), "-o", str(tmp_path / "rt.wav"),
                  "--codec", str(tmp_path / "codec")]) == 0
     assert sf.info(tmp_path / "rt.wav").samplerate == 16000  # the trained decoder's, not Mimi's 24 kHz
-    from ttt.audio.codec import default_codec_dir
-
-    assert main(["codec", "train", "--encoder", str(default_codec_dir()), "--data", str(data), "--out",
+    assert main(["codec", "train", "--encoder", f"mimi:{source}", "--warm-start", "--data", str(data), "--out",
                  str(tmp_path / "x"), "--target-voice", ""]) == 1
-    assert "not a codec around released weights" in capsys.readouterr().err
+    assert "--warm-start needs a built-in codec folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_the_shipped_codec_keeps_its_codebook_when_its_decoder_is_retrained(tmp_path, capsys):
+    """Retraining the decoder on new speech must not move a single code (models trained on the codes stay
+    valid); a warm start with no steps gives back the very same decoder, a cold start a different one."""
+    from ttt.audio.codec import default_codec_dir
+    from ttt.cli import main
+
+    data = audio_jsonl(tmp_path)
+    shipped = load_codec(default_codec_dir())
+    args = ["codec", "train", "--encoder", str(default_codec_dir()), "--data", str(data), "--target-voice", "",
+            "--steps", "0"]
+    assert main(args + ["--out", str(tmp_path / "warm"), "--warm-start"]) == 0
+    assert main(args + ["--out", str(tmp_path / "cold")]) == 0
+    assert "1024 codes at 25 codes/s" in capsys.readouterr().out
+    warm, cold = load_codec(tmp_path / "warm"), load_codec(tmp_path / "cold")
+    wave, sr = speech(1.5)
+    codes = shipped.encode(wave, sr)
+    assert warm.encode(wave, sr) == codes == cold.encode(wave, sr)
+    assert torch.equal(warm.decode_mel(codes), shipped.decode_mel(codes))
+    assert not torch.allclose(cold.decode_mel(codes), shipped.decode_mel(codes), atol=1e-2)
+    card = json.loads((tmp_path / "warm" / "config.json").read_text())["trained_on"]
+    assert card["warm_start"] is True and card["decoder_utterances"] == 2 and "encoder_from" in card

@@ -166,3 +166,27 @@ def test_kept_audio_gets_a_safe_unique_name_and_no_file_without_audio(tmp_path):
     assert sorted(p.name for p in (tmp_path / "audio").iterdir()) == ["data_eval.jsonl_3_a_b-line9.wav",
                                                                      "data_eval.jsonl_3_a_b.wav"]
     assert Evaluator(lm=None)._keep_audio(item, said, {"output": {}}) == {"output": {}}  # no audio_dir: nothing kept
+
+
+def test_asr_rows_carry_the_scorers_wer_on_the_same_audio(tmp_path):
+    """The ASR bar (the field's ASR model on the very audio the model transcribed) sits in each row; the
+    scorer hears each input file once even when items share it."""
+    import soundfile as sf
+
+    from ttt.eval.harness import EvalItem
+
+    sf.write(tmp_path / "q.wav", _voice(1.0), 16000)
+    heard = _Heard("what is two plus two")
+    calls = []
+    heard.transcribe = lambda wave, sr: calls.append(sr) or "what is two plus three"
+
+    class _LM:
+        def transcribe(self, wave, sr):
+            return "what is two"
+
+    evaluator = Evaluator(lm=_LM(), scorer=heard)
+    item = EvalItem(task="asr", id="a", text="what is two plus two", file="eval.jsonl", line=1, audio=tmp_path / "q.wav")
+    rows = [evaluator(item), evaluator(item)]
+    assert rows[0]["metrics"] == {"wer": (2, 5), "cer": rows[0]["metrics"]["cer"], "reference_wer": (1, 5)}
+    assert rows[1] == rows[0] and calls == [16000]
+    assert "reference_wer" not in Evaluator(lm=_LM())(item)["metrics"]

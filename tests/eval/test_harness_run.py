@@ -33,7 +33,8 @@ def test_ttt_eval_end_to_end(eval_dir, tiny_model_dir, write_jsonl, tmp_path, ca
     assert printed["skipped_lines"] == 1
     assert {t: printed[t]["n"] for t in ("asr", "tts", "spoken_qa", "text_qa")} == \
         {"asr": 1, "tts": 1, "spoken_qa": 1, "text_qa": 2}
-    assert {"wer", "cer"} <= set(printed["asr"]) and {"accuracy"} <= set(printed["text_qa"])
+    assert {"wer", "cer", "reference_wer"} <= set(printed["asr"]) and {"accuracy"} <= set(printed["text_qa"])
+    assert printed["asr"]["reference_wer"] <= 0.4  # Whisper hears the flite question
     assert {"text_accuracy", "audio_accuracy", "reference_wer", *SPEECH} <= set(printed["spoken_qa"])
     assert printed["spoken_qa"]["reference_wer"] <= 0.4  # Whisper hears the reference voice's answer
     tts = printed["tts"]

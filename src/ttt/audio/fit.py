@@ -154,15 +154,19 @@ def _batch(items: list[tuple[torch.Tensor, torch.Tensor]], pad_code: int, upsamp
     return codes, target, lengths
 
 
-def train_decoder(items, decoder_config: DecoderConfig, config: CodecFitConfig, centroids: torch.Tensor) -> tuple[MelDecoder, list[float]]:
-    """AdamW with linear warm-up and cosine decay on masked L1 between predicted and real log-mel."""
+def train_decoder(items, decoder_config: DecoderConfig, config: CodecFitConfig, centroids: torch.Tensor,
+                  init: dict | None = None) -> tuple[MelDecoder, list[float]]:
+    """AdamW with linear warm-up and cosine decay on masked L1 between predicted and real log-mel; `init`
+    (a decoder state dict) starts from trained weights instead of random ones."""
     decoder = MelDecoder(decoder_config)
+    if init is not None:
+        decoder.load_state_dict(init)
     if decoder_config.code_dim:
         decoder.centroids[: len(centroids)] = centroids
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=0.01)
     warmup = max(1, config.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / config.steps)))
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, config.steps))))
     )
     rng = random.Random(config.seed)
     losses = []
@@ -216,3 +220,47 @@ def train_code_decoder(codec, data: list[str | Path], out_dir: str | Path, confi
     codec.save(out_dir)
     log.info("saved %s codec with a trained decoder to %s", codec.codec_type, out_dir)
     return type(codec).load(out_dir)
+
+
+def retrain_vq_decoder(codec: VQMelCodec, data: list[str | Path], out_dir: str | Path,
+                       config: CodecFitConfig = CodecFitConfig(), warm_start: bool = False) -> VQMelCodec:
+    """Train a built-in codec's decoder again on new target-voice speech, keeping its encoder.
+
+    The codebook, feature statistics and decoder architecture stay as they are, so every code a model was
+    trained on keeps its meaning and the model needs no retraining: only what the codes sound like is
+    learnt again (e.g. on open-vocabulary sentences, which the closed-world decoder never heard).
+    `warm_start` starts from the codec's own decoder weights (fewer steps needed) instead of random ones.
+    """
+    from dataclasses import replace
+
+    start = time.time()
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    rows = [r for r in read_rows(data) if is_target(r, config.target_voice)]
+    if not rows:
+        raise ValueError(f"no rows with a voice starting with {config.target_voice!r} in {data}")
+    rows = _subsample(rows, config.max_decoder_utterances, rng)
+    decoder_config = codec.decoder.config
+    items = []
+    for row in tqdm(rows, desc="encode", unit="utt"):
+        wave, sr = load_audio(row["audio"])
+        codes = torch.tensor(codec.encode(wave, sr), dtype=torch.long)
+        target = codec.mel(resample(wave, sr, codec.sample_rate))
+        items.append((codes, target[: len(codes) * decoder_config.upsample]))
+    init = codec.decoder.state_dict() if warm_start else None
+    decoder, losses = train_decoder(items, decoder_config, config, codec.centroids, init)
+    trained_on = {
+        "encoder_from": codec.config.trained_on,
+        "data": [str(p) for p in data],
+        "decoder_utterances": len(items),
+        "steps": config.steps,
+        "warm_start": warm_start,
+        "final_train_l1": losses[-1] if losses else None,
+        "minutes": round((time.time() - start) / 60, 1),
+    }
+    tensors = {"centroids": codec.centroids, "feature_mean": codec.feature_mean, "feature_std": codec.feature_std,
+               "mel_filterbank": codec.mel.filterbank}
+    tensors.update({f"decoder.{k}": v for k, v in decoder.state_dict().items() if k != "centroids"})
+    VQMelCodec(replace(codec.config, trained_on=trained_on), tensors).save(out_dir)
+    log.info("saved codec with a retrained decoder to %s after %.1f min", out_dir, (time.time() - start) / 60)
+    return VQMelCodec.load(out_dir)

@@ -23,9 +23,12 @@ def register(subparsers) -> None:
     train.add_argument("--target-voice", default="piper", help="voice-name prefix the decoder renders")
     train.add_argument("--max-utterances", type=int, default=4000, help="cap per stage (k-means, decoder)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--encoder", metavar="TYPE:SOURCE",
-                       help="keep this codec's encoder (e.g. glm4voice:DIR, mimi:DIR or a hub id) and train only a "
+    train.add_argument("--encoder", metavar="TYPE:SOURCE|DIR",
+                       help="keep this codec's encoder (glm4voice:DIR, mimi:DIR, a hub id, or a saved built-in codec "
+                            "folder such as the shipped one, whose codebook then stays as it is) and train only a "
                             "decoder for its codes (--target-voice '' trains on every row)")
+    train.add_argument("--warm-start", action="store_true",
+                       help="with a built-in --encoder: start from its decoder's weights instead of random ones")
     train.set_defaults(func=_train)
 
     encode = sub.add_parser("encode", help="print the codes of an audio file")
@@ -81,10 +84,20 @@ def _train(args: argparse.Namespace) -> int:
         from ttt.audio.pretrained import PretrainedCodec
         from ttt.audio.fit import train_code_decoder
 
+        from ttt.audio.codec import VQMelCodec
+        from ttt.audio.fit import retrain_vq_decoder
+
         encoder = open_codec(args.encoder)
-        if not isinstance(encoder, PretrainedCodec):
-            raise ValueError(f"--encoder {args.encoder}: not a codec around released weights (use TYPE:SOURCE)")
-        codec = train_code_decoder(encoder, args.data, args.out, config)
+        if isinstance(encoder, VQMelCodec):
+            codec = retrain_vq_decoder(encoder, args.data, args.out, config, warm_start=args.warm_start)
+        elif isinstance(encoder, PretrainedCodec):
+            if args.warm_start:
+                raise ValueError("--warm-start needs a built-in codec folder as --encoder (a released encoder has no decoder of ours)")
+            codec = train_code_decoder(encoder, args.data, args.out, config)
+        else:
+            raise ValueError(f"--encoder {args.encoder}: a {encoder.codec_type} codec cannot have its decoder retrained")
+    elif args.warm_start:
+        raise ValueError("--warm-start needs --encoder (the codec whose decoder to start from)")
     else:
         codec = train_codec(args.data, args.out, config)
     print(f"saved {args.out}: {codec.codebook_size} codes at {codec.frame_rate:g} codes/s")

@@ -282,8 +282,10 @@ class Evaluator:
         return self._asr_row(item, self.lm.transcribe(*load_audio(item.audio)))
 
     def _asr_row(self, item: EvalItem, hyp: str) -> dict:
-        return {"output": {"text": hyp},
-                "metrics": {"wer": word_errors(item.text, hyp), "cer": char_errors(item.text, hyp)}}
+        metrics = {"wer": word_errors(item.text, hyp), "cer": char_errors(item.text, hyp)}
+        if self.scorer is not None:  # the bar: an ASR model of the field (the scorer) on the very same audio
+            metrics["reference_wer"] = word_errors(item.text, self._heard_reference(item.audio))
+        return {"output": {"text": hyp}, "metrics": metrics}
 
     def text_qa(self, item: EvalItem) -> dict:
         return self._text_qa_row(item, self.lm.answer(item.text))
