@@ -15,6 +15,7 @@ from pathlib import Path
 from ttt.fields import check_types, convert, from_mapping
 
 MODES = ("ttt", "ar", "nar")
+CFG_CONTEXTS = ("prompt", "all")  # GenerationConfig.cfg_context
 CONFIG_NAME = "ttt_config.json"
 DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
 
@@ -99,6 +100,10 @@ class GenerationConfig:
     top_p: float = 1.0  # text sampling: nucleus mass
     diffusion_temperature: float = 0.0  # Gumbel noise on audio predictions (0: greedy)
     cfg_scale: float = 0.0  # classifier-free guidance on audio (0: off)
+    # what the unguided row of classifier-free guidance loses to masks: "prompt" (the prompt before the
+    # assistant header; the turn's own text and audio stay visible) or "all" (every token before the block
+    # being denoised, as the reference inference script does)
+    cfg_context: str = "prompt"
     max_last_span: int = 1024  # cap on codes in the final variable-length span
     stop_threshold: float | None = None  # end the final span where p(end of audio) reaches this
     use_cache: bool = True  # KV cache for the prefix (False recomputes it: a check of the cache)
@@ -129,6 +134,8 @@ class GenerationConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.force_text is not None and not self.force_text.strip():
             raise ValueError("force_text is empty: nothing to speak")
+        if self.cfg_context not in CFG_CONTEXTS:
+            raise ValueError(f"cfg_context must be one of {CFG_CONTEXTS}, got {self.cfg_context!r}")
         if self.engine not in ("fast", "eager"):
             raise ValueError(f"engine must be 'fast' or 'eager', got {self.engine!r}")
         if self.compile not in (None, "none", "graphs", "inductor"):

@@ -18,6 +18,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
     ({"stop_threshold": 2.0}, r"stop_threshold must be in \(0, 1\]"),
     ({"top_p": 0.0}, "top_p"),
     ({"max_new_tokens": 0}, "max_new_tokens"),
+    ({"cfg_context": "everything"}, "cfg_context must be one of \\('prompt', 'all'\\), got 'everything'"),
 ])
 def test_generation_config_is_validated_on_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -28,6 +29,7 @@ def test_generation_config_is_validated_on_construction(kwargs, message):
     ({"stepz": 13}, r"decoding.json: unknown decoding settings \['stepz'\]"),
     ({"steps": "many"}, "decoding.json: steps must be an integer, got 'many'"),
     ({"steps": -1}, "decoding.json: steps must be positive"),
+    ({"cfg_context": "user"}, "decoding.json: cfg_context must be one of"),
     ("{not json", "decoding.json: malformed JSON"),
 ])
 def test_bad_decoding_json_names_the_file_and_the_key(tmp_path, content, message):
