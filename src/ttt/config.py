@@ -16,6 +16,7 @@ from ttt.fields import check_types, convert, from_mapping
 
 MODES = ("ttt", "ar", "nar")
 CFG_CONTEXTS = ("prompt", "all")  # GenerationConfig.cfg_context
+SST_SCOPES = ("example", "message")  # TtTConfig.sst_scope
 CONFIG_NAME = "ttt_config.json"
 DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
 
@@ -38,6 +39,15 @@ class TtTConfig:
     # turn, so a truncated span teaches the start of the audio without a stop signal (as a block sees it at
     # inference); keeping it would teach a stop at a random point, which is why it is off
     sst_keep_closing_token: bool = False
+    # SST_SCOPES: "example" draws once per example and cuts its last final span with everything after it;
+    # "message" draws once per assistant message and cuts only the rest of that message (closer, text after
+    # it, `<|im_end|>` and its newline), keeping later messages, as the reference's preprocessing does for
+    # multi-turn data. The two agree on single-turn examples
+    sst_scope: str = "example"
+    # also train the text target (the next token) at a masked closing token, whose audio target is the closer
+    # itself, as the reference's loss does (it applies the next-token loss wherever the next label is text).
+    # Off: one target per position; the next text is learned where the closer is visible, as decoding reads it
+    masked_closer_text_target: bool = False
     # in noised batches, 0..last_span_pad masks (uniform) follow the final span's closing token inside its
     # attention run, with no loss: at inference the block holding the end also holds masks after it, and
     # without them the model would read the end of speech off the run length. Set it to block_length - 1
@@ -54,6 +64,8 @@ class TtTConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.sst_scope not in SST_SCOPES:
+            raise ValueError(f"sst_scope must be one of {SST_SCOPES}, got {self.sst_scope!r}")
         lo, hi = self.sst_keep_range = tuple(self.sst_keep_range)
         if not 0.0 < lo <= hi <= 1.0:
             raise ValueError(f"sst_keep_range must satisfy 0 < lo <= hi <= 1, got {self.sst_keep_range}")

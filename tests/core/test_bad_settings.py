@@ -55,6 +55,8 @@ def test_bad_ttt_config_json_names_the_file(tmp_path, content, message):
     ({"backbone.hidden_size": 1.5}, "--set backbone.hidden_size must be an integer"),
     ({"ttt.bogus": 1}, r"unknown setting\(s\) \['bogus'\]"),
     ({"ttt.text_chunk": "x"}, "text_chunk must be an integer, got 'x'"),
+    ({"ttt.sst_scope": "turn"}, r"sst_scope must be one of \('example', 'message'\), got 'turn'"),
+    ({"ttt.masked_closer_text_target": "maybe"}, "masked_closer_text_target must be"),
     ({"batch_size": True}, "--set batch_size must be an integer, got True"),
 ])
 def test_wrong_override_types_are_one_line_errors(overrides, message):
