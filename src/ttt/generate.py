@@ -570,7 +570,7 @@ class Generation:
             model, rows.shape[0], int(spans.max()) + 1, self._capacity(rows.shape[1]), self.cfg.use_cache,
             self.compile,
         )
-        if self.cfg.cfg_context == "all":
+        if self.cfg.cfg_scale > 0 and self.cfg.cfg_context == "all":
             self.seq.blind_uncond = self.vocab.mask
         return self.seq.commit(rows.to(dev), spans.to(dev))
 

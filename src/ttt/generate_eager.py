@@ -218,7 +218,7 @@ class EagerGeneration:
         if mode == "ar":
             spans = torch.zeros_like(spans)
         self.seq = _Sequence(model, rows.shape[0], int(spans.max()) + 1, self.cfg.use_cache)
-        if self.cfg.cfg_context == "all":
+        if self.cfg.cfg_scale > 0 and self.cfg.cfg_context == "all":
             self.seq.blind_uncond = self.vocab.mask
         return self.seq.commit(rows, spans)[0, -1]
 
