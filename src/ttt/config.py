@@ -15,6 +15,8 @@ from pathlib import Path
 from ttt.fields import check_types, convert, from_mapping
 
 MODES = ("ttt", "ar", "nar")
+CFG_CONTEXTS = ("prompt", "all")  # GenerationConfig.cfg_context
+SST_SCOPES = ("example", "message")  # TtTConfig.sst_scope
 CONFIG_NAME = "ttt_config.json"
 DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
 
@@ -37,6 +39,15 @@ class TtTConfig:
     # turn, so a truncated span teaches the start of the audio without a stop signal (as a block sees it at
     # inference); keeping it would teach a stop at a random point, which is why it is off
     sst_keep_closing_token: bool = False
+    # SST_SCOPES: "example" draws once per example and cuts its last final span with everything after it;
+    # "message" draws once per assistant message and cuts only the rest of that message (closer, text after
+    # it, `<|im_end|>` and its newline), keeping later messages, as the reference's preprocessing does for
+    # multi-turn data. The two agree on single-turn examples
+    sst_scope: str = "example"
+    # also train the text target (the next token) at a masked closing token, whose audio target is the closer
+    # itself, as the reference's loss does (it applies the next-token loss wherever the next label is text).
+    # Off: one target per position; the next text is learned where the closer is visible, as decoding reads it
+    masked_closer_text_target: bool = False
     # in noised batches, 0..last_span_pad masks (uniform) follow the final span's closing token inside its
     # attention run, with no loss: at inference the block holding the end also holds masks after it, and
     # without them the model would read the end of speech off the run length. Set it to block_length - 1
@@ -53,6 +64,8 @@ class TtTConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.sst_scope not in SST_SCOPES:
+            raise ValueError(f"sst_scope must be one of {SST_SCOPES}, got {self.sst_scope!r}")
         lo, hi = self.sst_keep_range = tuple(self.sst_keep_range)
         if not 0.0 < lo <= hi <= 1.0:
             raise ValueError(f"sst_keep_range must satisfy 0 < lo <= hi <= 1, got {self.sst_keep_range}")
@@ -99,6 +112,10 @@ class GenerationConfig:
     top_p: float = 1.0  # text sampling: nucleus mass
     diffusion_temperature: float = 0.0  # Gumbel noise on audio predictions (0: greedy)
     cfg_scale: float = 0.0  # classifier-free guidance on audio (0: off)
+    # what the unguided row of classifier-free guidance loses to masks: "prompt" (the prompt before the
+    # assistant header; the turn's own text and audio stay visible) or "all" (every token before the block
+    # being denoised, as the reference inference script does)
+    cfg_context: str = "prompt"
     max_last_span: int = 1024  # cap on codes in the final variable-length span
     stop_threshold: float | None = None  # end the final span where p(end of audio) reaches this
     use_cache: bool = True  # KV cache for the prefix (False recomputes it: a check of the cache)
@@ -129,6 +146,8 @@ class GenerationConfig:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.force_text is not None and not self.force_text.strip():
             raise ValueError("force_text is empty: nothing to speak")
+        if self.cfg_context not in CFG_CONTEXTS:
+            raise ValueError(f"cfg_context must be one of {CFG_CONTEXTS}, got {self.cfg_context!r}")
         if self.engine not in ("fast", "eager"):
             raise ValueError(f"engine must be 'fast' or 'eager', got {self.engine!r}")
         if self.compile not in (None, "none", "graphs", "inductor"):

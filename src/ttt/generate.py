@@ -103,7 +103,8 @@ class _PrefixLayer(StaticLayer):
 class _Sequence:
     """Committed tokens with their attention runs and a pre-allocated KV cache over them, on the device.
 
-    Row 0 is the conversation; with classifier-free guidance row 1 is the same with the prompt masked.
+    Row 0 is the conversation; with classifier-free guidance row 1 is the same with the prompt masked
+    (`cfg_context` "prompt"), or with every committed token masked ("all").
     `ids`/`spans` hold `capacity` slots: the first `length` are committed, the block being decoded sits
     right after them (a peek writes its keys/values there and then rewinds the cache, so the next step
     overwrites them; a commit keeps them and advances `length`).
@@ -126,6 +127,7 @@ class _Sequence:
         self.decoder = _decoder(model, compile, dynamic=not self.full_window) if use_cache else self.eager
         self.next_run = first_run
         self.log: list[tuple[str, int, float]] = []
+        self.blind_uncond: int | None = None  # cfg_context "all": row 1 commits this (the mask) for every token
 
     @property
     def forwards(self) -> int:
@@ -171,6 +173,8 @@ class _Sequence:
     def commit(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """Append clean tokens (their keys/values enter the cache); returns row 0's last hidden state."""
         t0 = time.perf_counter()
+        if self.blind_uncond is not None:  # the unguided row sees only masks before the block it denoises
+            ids = torch.cat([ids[:1], torch.full_like(ids[1:], self.blind_uncond)])
         hidden = self._forward(ids, spans)[0, -1]
         self.log.append(("commit", ids.shape[1], time.perf_counter() - t0))
         self.length += ids.shape[1]
@@ -554,9 +558,9 @@ class Generation:
             self._check_forced_fits(len(prompt))
         rows = prompt.input_ids[None]
         if self.cfg.cfg_scale > 0:
-            header = len(model.formatter.assistant_header())
+            header = len(model.formatter.assistant_header()) if self.cfg.cfg_context == "prompt" else 0
             uncond = torch.full_like(prompt.input_ids, self.vocab.mask)
-            uncond[-header:] = prompt.input_ids[-header:]
+            uncond[len(uncond) - header:] = prompt.input_ids[len(uncond) - header:]
             rows = torch.stack([prompt.input_ids, uncond])
         spans = prompt.span.long()[None].expand(rows.shape[0], -1)
         if mode == "ar":
@@ -566,6 +570,8 @@ class Generation:
             model, rows.shape[0], int(spans.max()) + 1, self._capacity(rows.shape[1]), self.cfg.use_cache,
             self.compile,
         )
+        if self.cfg.cfg_scale > 0 and self.cfg.cfg_context == "all":
+            self.seq.blind_uncond = self.vocab.mask
         return self.seq.commit(rows.to(dev), spans.to(dev))
 
     def __iter__(self) -> Iterator[TextDelta | AudioSpan]:

@@ -33,6 +33,7 @@ class _Sequence:
         self.cached = 0
         self.next_run = first_run
         self.log: list[tuple[str, int, float]] = []
+        self.blind_uncond: int | None = None  # cfg_context "all": row 1 commits this (the mask) for every token
 
     @property
     def forwards(self) -> int:
@@ -72,6 +73,8 @@ class _Sequence:
     def commit(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """Append clean tokens (their keys/values enter the cache); returns their logits."""
         t0 = time.perf_counter()
+        if self.blind_uncond is not None:  # the unguided row sees only masks before the block it denoises
+            ids = torch.cat([ids[:1], torch.full_like(ids[1:], self.blind_uncond)])
         logits = self._forward(ids, spans)
         self.log.append(("commit", ids.shape[1], time.perf_counter() - t0))
         self.ids = torch.cat([self.ids, ids], 1)
@@ -207,14 +210,16 @@ class EagerGeneration:
         self.context = context or math.inf
         rows = prompt.input_ids[None]
         if self.cfg.cfg_scale > 0:
-            header = len(model.formatter.assistant_header())
+            header = len(model.formatter.assistant_header()) if self.cfg.cfg_context == "prompt" else 0
             uncond = torch.full_like(prompt.input_ids, self.vocab.mask)
-            uncond[-header:] = prompt.input_ids[-header:]
+            uncond[len(uncond) - header:] = prompt.input_ids[len(uncond) - header:]
             rows = torch.stack([prompt.input_ids, uncond])
         spans = prompt.span.long()[None].expand(rows.shape[0], -1)
         if mode == "ar":
             spans = torch.zeros_like(spans)
         self.seq = _Sequence(model, rows.shape[0], int(spans.max()) + 1, self.cfg.use_cache)
+        if self.cfg.cfg_scale > 0 and self.cfg.cfg_context == "all":
+            self.seq.blind_uncond = self.vocab.mask
         return self.seq.commit(rows, spans)[0, -1]
 
     def __iter__(self) -> Iterator[TextDelta | AudioSpan]:

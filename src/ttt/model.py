@@ -104,7 +104,13 @@ class TtTModel(nn.Module):
         text_count = torch.zeros(n_docs, device=ce.device).index_add_(0, doc.flatten(), text_w.flatten())
         text_w = text_w / text_count.clamp(min=1)[doc]
         audio_w = masked[:, need].float() / (p_mask[:, need] * n_maskable.clamp(min=1)[doc])
-        text_loss = (ce * text_w).sum() / n_docs
+        text_ce = ce
+        both = (text_target & masked)[:, need]  # masked closers with a text target (masked_closer_text_target)
+        if both.any():  # there the text target is the next real token, not the position's own clean token
+            nxt = _next_real_position(modality == Modality.SPAN_PAD).clamp(max=labels.shape[1] - 1)[:, need]
+            extra = nn.functional.cross_entropy(logits[both].float(), labels.gather(1, nxt)[both], reduction="none")
+            text_ce = ce.masked_scatter(both, extra)
+        text_loss = (text_ce * text_w).sum() / n_docs
         audio_loss = (ce * audio_w).sum() / n_docs
         return TtTOutput(
             loss=text_loss + audio_loss,
@@ -148,14 +154,17 @@ class TtTModel(nn.Module):
 
         A text target at position i is the next *real* token (end padding skipped) when that token is
         trained text of the same example (any trained token in "ar" mode, none in "nar"); a masked
-        position's target is its own clean token.
+        position's target is its own clean token, and it has no text target unless
+        `config.masked_closer_text_target` (then `forward` scores a masked closer against both).
         """
         nxt = _next_real_position(modality == Modality.SPAN_PAD)
 
         def at_next(t: torch.Tensor) -> torch.Tensor:
             return t.gather(1, nxt.clamp(max=t.shape[1] - 1))
 
-        text = (nxt < labels.shape[1]) & at_next(trainable) & (at_next(doc_ids) == doc_ids) & ~masked
+        text = (nxt < labels.shape[1]) & at_next(trainable) & (at_next(doc_ids) == doc_ids)
+        if not self.config.masked_closer_text_target:
+            text &= ~masked
         text &= modality != Modality.SPAN_PAD
         if self.config.mode == "ttt":
             text &= at_next(modality) == Modality.TEXT

@@ -25,9 +25,9 @@ MODEL_COMMANDS = {
     "serve": [],
 }
 SAMPLING = ["--temperature", "0.7", "--top-k", "5", "--top-p", "0.9", "--threshold", "0.8",
-            "--diffusion-temperature", "0.5", "--cfg-scale", "1.5", "--seed", "3", "--max-new-tokens", "40"]
+            "--diffusion-temperature", "0.5", "--cfg-scale", "1.5", "--cfg-context", "all", "--seed", "3", "--max-new-tokens", "40"]
 SAMPLED = {"temperature": 0.7, "top_k": 5, "top_p": 0.9, "threshold": 0.8, "diffusion_temperature": 0.5,
-           "cfg_scale": 1.5, "seed": 3, "max_new_tokens": 40}
+           "cfg_scale": 1.5, "cfg_context": "all", "seed": 3, "max_new_tokens": 40}
 
 
 @pytest.mark.parametrize("command", MODEL_COMMANDS)

@@ -18,6 +18,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
     ({"stop_threshold": 2.0}, r"stop_threshold must be in \(0, 1\]"),
     ({"top_p": 0.0}, "top_p"),
     ({"max_new_tokens": 0}, "max_new_tokens"),
+    ({"cfg_context": "everything"}, "cfg_context must be one of \\('prompt', 'all'\\), got 'everything'"),
 ])
 def test_generation_config_is_validated_on_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -28,6 +29,7 @@ def test_generation_config_is_validated_on_construction(kwargs, message):
     ({"stepz": 13}, r"decoding.json: unknown decoding settings \['stepz'\]"),
     ({"steps": "many"}, "decoding.json: steps must be an integer, got 'many'"),
     ({"steps": -1}, "decoding.json: steps must be positive"),
+    ({"cfg_context": "user"}, "decoding.json: cfg_context must be one of"),
     ("{not json", "decoding.json: malformed JSON"),
 ])
 def test_bad_decoding_json_names_the_file_and_the_key(tmp_path, content, message):
@@ -53,6 +55,8 @@ def test_bad_ttt_config_json_names_the_file(tmp_path, content, message):
     ({"backbone.hidden_size": 1.5}, "--set backbone.hidden_size must be an integer"),
     ({"ttt.bogus": 1}, r"unknown setting\(s\) \['bogus'\]"),
     ({"ttt.text_chunk": "x"}, "text_chunk must be an integer, got 'x'"),
+    ({"ttt.sst_scope": "turn"}, r"sst_scope must be one of \('example', 'message'\), got 'turn'"),
+    ({"ttt.masked_closer_text_target": "maybe"}, "masked_closer_text_target must be"),
     ({"batch_size": True}, "--set batch_size must be an integer, got True"),
 ])
 def test_wrong_override_types_are_one_line_errors(overrides, message):

@@ -25,6 +25,7 @@ SETTINGS = [
     {"max_new_tokens": 80, "stop_threshold": 0.3, "block_length": 5, "steps": 5},
     {"max_new_tokens": 80, "max_last_span": 3},
     {"max_new_tokens": 80, "cfg_scale": 1.5},
+    {"max_new_tokens": 80, "cfg_scale": 1.5, "cfg_context": "all"},
     {"max_new_tokens": 80, "use_cache": False},
     {"max_new_tokens": 400, "force_text": "hello world, how are you today?", "max_last_span": 30},
 ]

@@ -24,7 +24,8 @@ DECODING_FLAGS = {
     "--steps": "steps", "--block-length": "block_length", "--max-last-span": "max_last_span",
     "--stop-threshold": "stop_threshold", "--max-new-tokens": "max_new_tokens", "--temperature": "temperature",
     "--top-k": "top_k", "--top-p": "top_p", "--threshold": "threshold",
-    "--diffusion-temperature": "diffusion_temperature", "--cfg-scale": "cfg_scale", "--seed": "seed",
+    "--diffusion-temperature": "diffusion_temperature", "--cfg-scale": "cfg_scale", "--cfg-context": "cfg_context",
+    "--seed": "seed",
 }
 
 
@@ -89,6 +90,8 @@ def decoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--diffusion-temperature", type=float, help="audio: Gumbel noise on code predictions "
                                                                "(default: 0, greedy)")
     p.add_argument("--cfg-scale", type=float, help="audio: classifier-free guidance scale (default: 0, off)")
+    p.add_argument("--cfg-context", choices=("prompt", "all"),
+                   help="audio guidance: the unguided row masks the prompt (default) or all context (the reference's)")
     p.add_argument("--seed", type=int, help="sampling seed (default: the model's, else 0)")
     p.set_defaults(quiet=True, precheck=decoding)
 

@@ -61,7 +61,7 @@ def collate(
     encoded = [ex if isinstance(ex, EncodedExample) else formatter.encode(ex, i) for i, ex in enumerate(examples)]
     clean = not train or config.mode == "ar" or banom(config, generator)
     if train and config.mode == "ttt":
-        encoded = [truncate_last_span(ex, config, generator) for ex in encoded]
+        encoded = [truncate_last_span(ex, config, generator, formatter.vocab.im_start) for ex in encoded]
         if not clean:
             encoded = [pad_last_span(ex, config, formatter.vocab, generator) for ex in encoded]
     elif train and config.mode == "nar":

@@ -21,34 +21,52 @@ def _rand(generator: torch.Generator | None, *shape: int) -> torch.Tensor:
 
 
 def truncate_last_span(
-    example: EncodedExample, config: TtTConfig, generator: torch.Generator | None = None
+    example: EncodedExample, config: TtTConfig, generator: torch.Generator | None = None, im_start: int | None = None
 ) -> EncodedExample:
-    """SST: with probability `quad_span_truncation_prob`, cut the example's final variable-length span.
+    """SST: with probability `quad_span_truncation_prob`, cut a final variable-length span.
 
-    A random share (in `sst_keep_range`) of its codes is kept. By default the closing token and
-    everything after it are dropped (see `TtTConfig.sst_keep_closing_token`).
+    A random share (in `sst_keep_range`) of its codes is kept. `sst_scope` "example": one draw, on the
+    example's last final span, and everything after the cut goes. "message": one draw per assistant message
+    (a trained stretch starting at an `<|im_start|>`, id `im_start`, which this scope needs), on that
+    message's last final span, and only the rest of that message goes; later messages stay. With
+    `sst_keep_closing_token` only the cut codes go (see `TtTConfig`).
     """
-    if config.quad_span_truncation_prob == 0.0 or _rand(generator, 1).item() >= config.quad_span_truncation_prob:
+    if config.quad_span_truncation_prob == 0.0:
         return example
-    last = ((example.modality == Modality.LAST_SPAN) & example.trainable).nonzero().flatten()
-    if last.numel() == 0:
-        return example
-    run = example.span[last[-1]]
-    where = (example.span == run).nonzero().flatten()
-    start, closer = int(where[0]), int(where[-1])
-    n_codes = closer - start
-    lo = max(1, int(config.sst_keep_range[0] * n_codes))
-    hi = max(lo, int(config.sst_keep_range[1] * n_codes))
-    keep = lo + int(torch.randint(hi - lo + 1, (1,), generator=generator))
-    if keep >= n_codes:
-        return example
-    cut = start + keep
-    fields = (example.input_ids, example.modality, example.span, example.trainable)
-    if config.sst_keep_closing_token:
-        fields = tuple(torch.cat([f[:cut], f[closer:]]) for f in fields)
+    if config.sst_scope == "message":
+        if im_start is None:
+            raise ValueError("sst_scope 'message' needs the <|im_start|> id to find the messages")
+        messages = _assistant_messages(example, im_start)
     else:
-        fields = tuple(f[:cut] for f in fields)
-    return EncodedExample(*fields, {**example.meta, "sst_truncated": True})
+        messages = [(0, len(example))]
+    keep = torch.ones(len(example), dtype=torch.bool)
+    for lo, hi in messages:
+        if _rand(generator, 1).item() >= config.quad_span_truncation_prob:
+            continue
+        last = ((example.modality[lo:hi] == Modality.LAST_SPAN) & example.trainable[lo:hi]).nonzero().flatten()
+        if last.numel() == 0:
+            continue
+        run = example.span[lo + last[-1]]
+        where = (example.span == run).nonzero().flatten()
+        start, closer = int(where[0]), int(where[-1])
+        n_codes = closer - start
+        low = max(1, int(config.sst_keep_range[0] * n_codes))
+        high = max(low, int(config.sst_keep_range[1] * n_codes))
+        kept = low + int(torch.randint(high - low + 1, (1,), generator=generator))
+        if kept < n_codes:
+            keep[start + kept : closer if config.sst_keep_closing_token else hi] = False
+    if keep.all():
+        return example
+    fields = (example.input_ids, example.modality, example.span, example.trainable)
+    return EncodedExample(*(f[keep] for f in fields), {**example.meta, "sst_truncated": True})
+
+
+def _assistant_messages(example: EncodedExample, im_start: int) -> list[tuple[int, int]]:
+    """(start, end) of each message that holds trained tokens; a message runs from its `<|im_start|>` to the
+    next one (its `<|im_end|>` and newline included). A plain-text example is one message."""
+    starts = (example.input_ids == im_start).nonzero().flatten().tolist()
+    bounds = [0, *[s for s in starts if s > 0], len(example)]
+    return [(lo, hi) for lo, hi in zip(bounds, bounds[1:]) if example.trainable[lo:hi].any()]
 
 
 def pad_last_span(
