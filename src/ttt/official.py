@@ -35,8 +35,11 @@ AUDIO_MARKER = "<|audio|>"
 # The fields the forked config adds to Qwen2's: read here, not passed to the stock config.
 OFFICIAL_CONFIG_FIELDS = ("mask_token", "audio_token_id_start", "unmasked_audio_prob", "prefix_preservation_ratio",
                           "learn_padding", "auto_map")
-# What the official inference script runs (`inference_TtT.py` main: 200 steps over 2,600 tokens in 26-token blocks).
-OFFICIAL_DECODING = {"block_length": 26, "steps": 2}
+# What the official inference script runs (`inference_TtT.py` main: 200 steps over 2,600 tokens in 26-token blocks,
+# guidance 0.1 with every earlier token masked in the unguided row). Its text is sampled (top-k 10, top-p 0.95 at
+# temperature 1); ours stays greedy, so that a model's answers are repeatable (`--temperature 1 --top-k 10
+# --top-p 0.95` gives the script's sampling).
+OFFICIAL_DECODING = {"block_length": 26, "steps": 2, "cfg_scale": 0.1, "cfg_context": "all"}
 # The system prompts of the authors' training data (their sample files), for `ttt asr` / `ttt chat`.
 OFFICIAL_PROMPTS = {
     "asr": "You are an Automatic Speech Recognition (ASR) model. The user will provide you with an audio input. "

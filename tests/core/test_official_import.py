@@ -71,7 +71,11 @@ def test_the_official_layout_imports_at_the_official_ids(official_dir, tmp_path)
     assert v.begin_of_audio < 151684 and v.im_end < 151684  # text side of the official boundary
     assert (model.config.text_chunk, model.config.audio_chunk) == (13, 26)
     assert json.loads((out / "codec.json").read_text()) == {"codec": "glm4voice:/some/tokenizer"}
-    assert json.loads((out / "decoding.json").read_text()) == {"block_length": 26, "steps": 2}
+    assert json.loads((out / "decoding.json").read_text()) == {"block_length": 26, "steps": 2, "cfg_scale": 0.1,
+                                                              "cfg_context": "all"}
+    from ttt.config import load_decoding
+
+    assert load_decoding(out)["cfg_context"] == "all"  # read back through the validating reader
     sample_file = SHARED / "reference" / "official_ttt_asr_samples.json"
     if sample_file.is_file():  # the ASR prompt is the authors' own
         asr_prompt = json.loads(sample_file.read_text())[0]["messages"][0]["content"]
