@@ -25,6 +25,7 @@ DECODING_FLAGS = {
     "--stop-threshold": "stop_threshold", "--max-new-tokens": "max_new_tokens", "--temperature": "temperature",
     "--top-k": "top_k", "--top-p": "top_p", "--threshold": "threshold",
     "--diffusion-temperature": "diffusion_temperature", "--cfg-scale": "cfg_scale", "--seed": "seed",
+    "--nar-length": "nar_length",
 }
 
 
@@ -90,6 +91,8 @@ def decoding_arguments(p: argparse.ArgumentParser) -> None:
                                                                "(default: 0, greedy)")
     p.add_argument("--cfg-scale", type=float, help="audio: classifier-free guidance scale (default: 0, off)")
     p.add_argument("--seed", type=int, help="sampling seed (default: the model's, else 0)")
+    p.add_argument("--nar-length", type=int, help="NAR-baseline models only: tokens in the one response block "
+                                                   "(default: --max-new-tokens)")
     p.set_defaults(quiet=True, precheck=decoding)
 
 
