@@ -284,7 +284,16 @@ def row_jobs(system: str, seed: int, args: argparse.Namespace, splits: dict[str,
     env = job_env(args)
 
     def trained(seconds: float) -> None:
-        card["train_s"] += seconds
+        """The training loop's own clock (summed over resumed calls, in the last checkpoint's state), else
+        this call's wall time added."""
+        from ttt.training.checkpoint import latest_checkpoint
+
+        ckpt = latest_checkpoint(run_dir)
+        state = ckpt / "training_state" / "state.json" if ckpt is not None else None
+        if state is not None and state.is_file() and "train_seconds" in json.loads(state.read_text()):
+            card["train_s"] = float(json.loads(state.read_text())["train_seconds"])
+        else:
+            card["train_s"] += seconds
         save_card(card_file, card)
 
     resume = ["--resume"] if (run_dir / "checkpoints").is_dir() else []
