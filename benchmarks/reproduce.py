@@ -302,13 +302,14 @@ def row_jobs(system: str, seed: int, args: argparse.Namespace, splits: dict[str,
         "--max-steps", str(args.steps), *resume, *(f"--set={o}" for o in SYSTEMS[system].overrides),
         *(f"--set={k}={v}" for k, v in overrides.items())),
         run_dir / "train.log", env, done=lambda: is_model_dir(run_dir / "final"), finish=trained)
-    jobs = [train] if args.stage in ("train", "all") else []
+    trains = args.stage in ("train", "all")
+    jobs = [train] if trains else []
     if args.stage == "train":
         return jobs
     for task, split in splits.items():
         out, tmp = run_dir / f"eval-{task}", run_dir / f".eval-{task}.tmp"
-        settings = {"data": str(split), "max_last_span": args.max_last_span, "max_new_tokens": args.max_new_tokens,
-                    "device": args.device}
+        settings = {"data": str(split), "items": args.items, "max_last_span": args.max_last_span,
+                    "max_new_tokens": args.max_new_tokens, "device": args.device}
         extra = []
         if system == "nar" and lengths and task in lengths:
             settings["nar_length"] = lengths[task]["block"]
@@ -335,7 +336,7 @@ def row_jobs(system: str, seed: int, args: argparse.Namespace, splits: dict[str,
             "eval", "--model", str(run_dir / "final"), "--data", str(split), "--out", str(tmp),
             "--threads", str(args.threads), "--device", args.device, "--max-last-span", str(args.max_last_span),
             "--max-new-tokens", str(args.max_new_tokens), "--seed", str(seed), "--no-progress", *extra),
-            run_dir / f"eval-{task}.log", env, after=(train.name,) if jobs[:1] == [train] else (),
+            run_dir / f"eval-{task}.log", env, after=(train.name,) if trains else (),
             done=finished, prepare=prepare, finish=move))
     return jobs
 
