@@ -432,6 +432,14 @@ def unbundle(files: list[Path], runs: Path) -> list[str]:
 
 # ---- analysis -------------------------------------------------------------------------------------
 
+def _progress(run_dir: Path) -> tuple[int, str | None]:
+    """(last logged step, why training stopped early or "done") of one row."""
+    log_file = run_dir / "log.jsonl"
+    records = [json.loads(x) for x in log_file.read_text().splitlines() if x.strip()] if log_file.is_file() else []
+    stopped = next((r["stopped"] for r in records if "stopped" in r), None)
+    return max((r.get("step", 0) for r in records), default=0), stopped or ("done" if is_model_dir(run_dir / "final") else None)
+
+
 def collect(runs: Path, systems: list[str], seeds: list[int]) -> dict[str, dict[int, dict]]:
     """system -> seed -> {"items": {task: [rows]}, "train_s", "steps", "stopped"} for every finished eval."""
     found: dict[str, dict[int, dict]] = {}
@@ -446,10 +454,7 @@ def collect(runs: Path, systems: list[str], seeds: list[int]) -> dict[str, dict[
             if not items:
                 continue
             card = json.loads((run_dir / "reproduce.json").read_text())
-            log_file = run_dir / "log.jsonl"
-            records = [json.loads(x) for x in log_file.read_text().splitlines()] if log_file.is_file() else []
-            steps = max((r.get("step", 0) for r in records), default=0)
-            stopped = next((r["stopped"] for r in records if "stopped" in r), None)
+            steps, stopped = _progress(run_dir)
             found.setdefault(system, {})[seed] = {"items": items, "train_s": card.get("train_s", 0.0),
                                                   "steps": steps, "stopped": stopped}
     return found
@@ -770,6 +775,10 @@ def main(argv: list[str] | None = None) -> int:
         deadline = None if args.time_limit is None else start + args.time_limit * 60 - 30  # 30 s for the report
         outcome = run_jobs(jobs, args.jobs, deadline)
         log.info("jobs: %s", {k: outcome.count(k) for k in ("done", "ok", "failed", "blocked", "stopped", "not started")})
+    for system in args.systems:  # where every row stands, for a caller watching a time-limited call
+        for seed in args.seeds:
+            steps, stopped = _progress(args.runs / f"{system}-s{seed}")
+            log.info("%-14s seed %d: step %s%s", system, seed, steps, f" ({stopped})" if stopped else "")
     if args.bundle is not None:
         bundle(args.runs, args.bundle, args.bundle_mib)
     if args.stage == "train":
