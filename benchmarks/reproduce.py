@@ -542,6 +542,11 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _p(p: float, resamples: int) -> str:
+    """A bootstrap p-value; 0 means no resample crossed 0, i.e. below the smallest one it can show (2/B)."""
+    return f"< {2 / resamples:.1g}" if p == 0 else f"{p:.2g}"
+
+
 def _cell(entry: dict | None) -> str:
     if entry is None:
         return "–"
@@ -647,7 +652,7 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
         ref = _reference_wer(found.get("ttt", {}))
         floor = tts["value"] > 0.5
         lines += ["", f"**Is TtT's audio off the floor?** TtT's TTS scorer WER is {_cell(tts)} (the reference voice's own: "
-                  f"{_fmt(ref) if ref is not None else '–'}); "
+                  f"{_fmt(ref) if ref is not None else '–'}; above 0.5 counts as the floor here); "
                   + ("its speech is mostly unintelligible at this budget, so comparisons of audio metrics say little "
                      "about the method." if floor else "its speech is intelligible enough for the audio comparisons "
                                                        "to mean something.")]
@@ -665,7 +670,7 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
     for key, d in sorted(tests.items(), key=lambda kv: kv[1]["p"]):
         lines.append(f"| {SYSTEMS[d['a']].label} vs {SYSTEMS[d['b']].label} | {d['metric']} | {d['items']} | "
                      f"{d['estimate']:+.3g} | {d['confidence']:.4f} | [{d['low']:+.3g}, {d['high']:+.3g}] | "
-                     f"{d['p']:.2g} | {d['p_holm']:.2g} | **{d['outcome']}** |")
+                     f"{_p(d['p'], args.resamples)} | {_p(d['p_holm'], args.resamples)} | **{d['outcome']}** |")
     lines += ["", "## The claims", "", VERDICT_RULE + " Claims marked *ours* test this project's own design, not the "
               "paper's.", ""]
     for c in claims:
