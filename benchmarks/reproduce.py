@@ -432,6 +432,26 @@ def unbundle(files: list[Path], runs: Path) -> list[str]:
 
 # ---- analysis -------------------------------------------------------------------------------------
 
+CLUSTER_FIELD = {"asr": "text", "tts": "text", "spoken_qa": "answer", "text_qa": "answer"}
+
+
+def item_clusters(eval_data: Path) -> dict[str, str]:
+    """Item id -> its cluster for the bootstrap: items that share a reference are drawn together (ASR and TTS:
+    the same sentence in several voices; spoken and text QA: questions with the same answer, i.e. about one
+    fact), since they are not independent. Empty when the eval file is not here."""
+    if not eval_data.is_file():
+        log.warning("%s not found: the bootstrap resamples single items, not clusters", eval_data)
+        return {}
+    out = {}
+    for line in eval_data.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            field = CLUSTER_FIELD.get(row.get("task"))
+            if field and row.get("id") is not None:
+                out[str(row["id"])] = f"{row['task']}:{str(row.get(field, '')).strip().lower()}"
+    return out
+
+
 def _progress(run_dir: Path) -> tuple[int, str | None]:
     """(last logged step, why training stopped early or "done") of one row."""
     log_file = run_dir / "log.jsonl"
@@ -483,7 +503,7 @@ def common_ids(*by_seeds: dict[int, dict]) -> list[str]:
     return sorted(set.intersection(*(set(items) for by_seed in by_seeds for items in by_seed.values())))
 
 
-def summarize_system(found: dict, system: str, resamples: int, seed: int = 0) -> dict:
+def summarize_system(found: dict, system: str, resamples: int, clusters: dict | None = None, seed: int = 0) -> dict:
     """metric label -> {"value", "lo", "hi" (95% bootstrap over items, pooled over seeds), "n", "per_seed"}."""
     row = {}
     for m in METRICS:
@@ -495,7 +515,7 @@ def summarize_system(found: dict, system: str, resamples: int, seed: int = 0) ->
             v = to_values(by_seed, ids)
         except ValueError:  # e.g. a ratio whose denominators are all zero in a seed
             continue
-        boot = v.statistic(resample_weights(len(ids), resamples, seed))
+        boot = v.statistic(resample_weights(len(ids), resamples, seed, _groups(ids, clusters)))
         per_seed = {str(s): float(Values(v.num[i:i + 1], None if v.den is None else v.den[i:i + 1]).statistic())
                     for i, s in enumerate(sorted(by_seed))}
         row[m.label] = {"value": float(v.statistic()), "lo": float(np.quantile(boot, 0.025)),
@@ -503,7 +523,11 @@ def summarize_system(found: dict, system: str, resamples: int, seed: int = 0) ->
     return row
 
 
-def comparisons(found: dict, resamples: int, alpha: float) -> tuple[dict, list[dict]]:
+def _groups(ids: list[str], clusters: dict | None) -> list[str] | None:
+    return None if not clusters else [clusters.get(i, f"item:{i}") for i in ids]
+
+
+def comparisons(found: dict, resamples: int, alpha: float, clusters: dict | None = None) -> tuple[dict, list[dict]]:
     """Every (A, B, metric) the claims name, tested paired by item and corrected together (Holm); and each
     claim with its verdict."""
     gains, keys = {}, {}
@@ -520,7 +544,8 @@ def comparisons(found: dict, resamples: int, alpha: float) -> tuple[dict, list[d
                 if not ids:
                     continue
                 try:
-                    gains[key] = paired_gain(to_values(va, ids), to_values(vb, ids), m.better, resamples)
+                    gains[key] = paired_gain(to_values(va, ids), to_values(vb, ids), m.better, resamples,
+                                             groups=_groups(ids, clusters))
                 except ValueError as err:
                     log.warning("%s: not tested (%s)", key, err)
     decisions = decide(gains, alpha)
@@ -597,8 +622,9 @@ def plot(table: dict, path: Path) -> None:
 
 def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) -> Path:
     """`reproduction.md`, `.json` and `.png` in `args.reports` from the finished runs."""
-    table = {s: summarize_system(found, s, args.resamples) for s in SYSTEMS if s in found}
-    tests, claims = comparisons(found, args.resamples, args.alpha)
+    clusters = item_clusters(args.eval_data)
+    table = {s: summarize_system(found, s, args.resamples, clusters) for s in SYSTEMS if s in found}
+    tests, claims = comparisons(found, args.resamples, args.alpha, clusters)
     args.reports.mkdir(parents=True, exist_ok=True)
     stem = args.reports / "reproduction"
     runs = {s: {str(k): {key: v[key] for key in ("train_s", "steps", "stopped")} for k, v in seeds.items()}
@@ -607,6 +633,7 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
              "steps_cap": args.steps, "plateau": args.plateau, "seeds": args.seeds, "items_per_task": args.items,
              "device": args.device, "max_last_span": args.max_last_span, "max_new_tokens": args.max_new_tokens,
              "alpha": args.alpha, "resamples": args.resamples, "correction": "Holm", "smoke": args.smoke,
+             "resampled": "clusters of items sharing a reference" if clusters else "items",
              "model": model_size(found, args.runs)}
     raw = {"setup": setup, "systems": {s: {"overrides": list(SYSTEMS[s].overrides), "runs": runs.get(s, {})}
                                        for s in SYSTEMS if s in found},
@@ -635,8 +662,10 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
                   + "; ".join(f"{t} {v['block']} tokens (responses {v['min']}–{v['block']}, "
                               f"{v['within_pad']:.0%} within the trained pad range)" for t, v in sorted(lengths.items()))
                   + "."]
-    lines += ["", "Cells: the metric over all items, averaged over seeds, with its 95% bootstrap interval over items "
-              "(pooled over seeds). Metric definitions: docs/evaluation.md. TTS length error is |length ratio − 1| per "
+    unit = ("clusters of items (items sharing a reference — ASR and TTS: the sentence, in several voices; QA: the "
+            "answer, i.e. the fact — are drawn together, as they are not independent)" if clusters else "items")
+    lines += ["", f"Cells: the metric over all items, averaged over seeds, with its 95% bootstrap interval over {unit}, "
+              "pooled over seeds. Metric definitions: docs/evaluation.md. TTS length error is |length ratio − 1| per "
               "item.", "",
               "| system | seeds | steps | train min | " + " | ".join(labels) + " |",
               "|---|---|---|---|" + "---|" * len(labels)]
@@ -658,7 +687,8 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
                                                        "to mean something.")]
     m = len(tests)
     lines += ["", "## Comparisons", "",
-              f"Each comparison is paired by item: {args.resamples} bootstrap resamples of the test items (the same draw "
+              f"Each comparison is paired by item: {args.resamples} bootstrap resamples of the test "
+              f"{'item clusters' if clusters else 'items'} (the same draw "
               "for both systems and all seeds; each system's metric averaged over its seeds). Gain: A's advantage over "
               f"B (positive: A better). All {m} comparisons are corrected together with **Holm's** step-down procedure "
               f"(family-wise error ≤ {args.alpha}): taken in order of their bootstrap p-value, the k-th is shown with "

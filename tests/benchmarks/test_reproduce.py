@@ -218,3 +218,25 @@ def test_bundle_sends_trained_rows_once_in_float16_and_unbundle_restores_them(ti
         tar.add(tmp_path / "out" / files[0].name, arcname="../escape.tar")
     with pytest.raises(ValueError, match="not a reproduce bundle"):
         unbundle([evil], here)
+
+
+def test_items_sharing_a_reference_are_resampled_together(tmp_path):
+    from benchmarks.reproduce import item_clusters
+
+    _fake_runs(tmp_path / "runs", {"ttt": (0.8, 0.1), "ar": (0.5, 0.4)})
+    eval_file = tmp_path / "eval_test.jsonl"
+    rows = [{"task": t, "id": f"{t}-{i}", "text": f"sentence {i % 15}", "answer": f"fact {i % 15}"}
+            for t in ("asr", "text_qa", "spoken_qa", "tts") for i in range(150)]
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    clusters = item_clusters(eval_file)
+    assert clusters["asr-16"] == clusters["asr-1"] == "asr:sentence 1" and clusters["spoken_qa-3"] == "spoken_qa:fact 3"
+    assert item_clusters(tmp_path / "missing.jsonl") == {}
+    found = collect(tmp_path / "runs", list(SYSTEMS), [0, 1, 2])
+    by_item, _ = comparisons(found, 2000, 0.05)
+    by_cluster, _ = comparisons(found, 2000, 0.05, clusters)
+    key = "ttt vs ar: spoken QA text acc"
+    width = {n: t[key]["high"] - t[key]["low"] for n, t in (("item", by_item), ("cluster", by_cluster))}
+    assert by_cluster[key]["estimate"] == by_item[key]["estimate"] and width["cluster"] != width["item"]
+    args = _args(tmp_path, eval_data=eval_file)
+    write_report(found, args, None)
+    assert json.loads((tmp_path / "rep" / "reproduction.json").read_text())["setup"]["resampled"].startswith("clusters")

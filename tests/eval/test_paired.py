@@ -116,3 +116,26 @@ def test_decide_and_verdicts():
     assert verdict(["better", "open"]) == "not resolved"
     assert verdict(["better", "worse"]) == "contradicted"
     assert verdict([]) == "not measured"
+
+
+def test_cluster_resampling_keeps_the_error_rate_of_clustered_items():
+    """30 questions, each asked in 10 voices that all get the same outcome: 300 items but 30 independent ones.
+    Resampling items one by one rejects a true null far too often; resampling whole questions does not."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(30), 10)
+    by_item = by_cluster = 0
+    for study in range(150):
+        p_q = rng.random(30)
+        a = Values(np.repeat((rng.random((3, 30)) < p_q).astype(float), 10, axis=1))
+        b = Values(np.repeat((rng.random((3, 30)) < p_q).astype(float), 10, axis=1))
+        by_item += paired_gain(a, b, "higher", n_resamples=800, seed=study).p <= 0.05
+        by_cluster += paired_gain(a, b, "higher", n_resamples=800, seed=study, groups=groups).p <= 0.05
+    assert by_item > 2 * by_cluster and by_cluster <= 18, (by_item, by_cluster)
+
+
+def test_cluster_weights_draw_whole_clusters():
+    w = resample_weights(6, 500, seed=0, groups=["a", "a", "b", "b", "b", "c"])
+    assert np.all(w[:, 0] == w[:, 1]) and np.all(w[:, 2] == w[:, 4]) and not np.all(w[:, 0] == w[:, 5])
+    assert set(np.unique(w[:, 5])) <= {0, 1, 2, 3}, "3 clusters drawn 3 times in all"
+    with pytest.raises(ValueError, match="3 cluster labels for 6 items"):
+        resample_weights(6, 10, groups=["a", "b", "c"])

@@ -7,7 +7,8 @@ freedom and ignores that the systems answered the *same* items; here every compa
 1. a metric's value per (seed, item): a number (accuracy, stop within ±20 %) averaged over items, or a
    `(numerator, denominator)` pair aggregated as Σnum/Σden (corpus WER), as `ttt eval` does;
 2. a system's statistic is that metric over the items, averaged over its seeds (`Values.statistic`);
-3. one bootstrap resample draws items with replacement — the *same* draw for both systems and every seed —
+3. one bootstrap resample draws items (or whole clusters of related items) with replacement — the *same*
+   draw for both systems and every seed —
    and the gain is the difference of the two statistics, signed so that positive means "A is better"
    (`paired_gain`); B resamples give the gain's bootstrap distribution;
 4. its two-sided p-value is `2 · min(#(gain* ≤ 0), #(gain* ≥ 0)) / B` (capped at 1), and its interval at
@@ -70,12 +71,23 @@ class Values:
         return out[0] if weights is None else out
 
 
-def resample_weights(items: int, n_resamples: int, seed: int = 0) -> np.ndarray:
-    """Bootstrap draws of `items` items with replacement, as counts per item (n_resamples × items)."""
+def resample_weights(items: int, n_resamples: int, seed: int = 0, groups=None) -> np.ndarray:
+    """Bootstrap draws of `items` items with replacement, as counts per item (n_resamples × items).
+
+    With `groups` (one cluster label per item), whole clusters are drawn with replacement and every item
+    weighs its cluster's count: items that share a cluster (the same sentence read by several voices, several
+    questions about one fact) are not independent, and resampling them one by one would make intervals too
+    narrow (`test_cluster_resampling_keeps_the_error_rate_of_clustered_items`)."""
     if items < 1 or n_resamples < 1:
         raise ValueError(f"need at least one item and one resample, got {items} and {n_resamples}")
     rng = np.random.default_rng(seed)
-    return rng.multinomial(items, np.full(items, 1.0 / items), size=n_resamples).astype(np.float64)
+    if groups is None:
+        return rng.multinomial(items, np.full(items, 1.0 / items), size=n_resamples).astype(np.float64)
+    if len(groups) != items:
+        raise ValueError(f"got {len(groups)} cluster labels for {items} items")
+    labels, index = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+    counts = rng.multinomial(labels.size, np.full(labels.size, 1.0 / labels.size), size=n_resamples)
+    return counts[:, index].astype(np.float64)
 
 
 def _signed(better: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -108,11 +120,12 @@ class Gain:
         return float(ordered[k]), float(ordered[ordered.size - 1 - k])
 
 
-def paired_gain(a: Values, b: Values, better: str, n_resamples: int = 10_000, seed: int = 0) -> Gain:
-    """A vs B on the same items, each item drawn the same number of times for both systems and all seeds."""
+def paired_gain(a: Values, b: Values, better: str, n_resamples: int = 10_000, seed: int = 0, groups=None) -> Gain:
+    """A vs B on the same items, each item (or cluster of items, `groups`) drawn the same number of times for
+    both systems and all seeds."""
     if a.items != b.items:
         raise ValueError(f"systems are scored on different numbers of items ({a.items} vs {b.items}); pair them first")
-    weights = resample_weights(a.items, n_resamples, seed)
+    weights = resample_weights(a.items, n_resamples, seed, groups)
     estimate = float(_signed(better, a.statistic(), b.statistic()))
     return Gain(estimate, _signed(better, a.statistic(weights), b.statistic(weights)), a.items)
 
