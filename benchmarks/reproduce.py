@@ -1,11 +1,13 @@
 """The paper's comparisons at small scale, paired by item: TtT vs AR-only vs NAR-only, the BANOM / PPM / SST
 ablations, and TtT with and without end padding.
 
-    python -m benchmarks.reproduce --device cuda --jobs 16 --steps 12000 --plateau 4 --time-limit 9   # a GPU
-    python -m benchmarks.reproduce --jobs 2 --steps 1500                      # CPU (about 8 min per row-seed)
+    python -m benchmarks.reproduce --device cuda --jobs 24 --steps 6000 --plateau 4 --time-limit 9   # GPU + scorer
+    python -m benchmarks.reproduce --jobs 2 --steps 1500 --items 100          # CPU (4.5-10 min training per row)
     python -m benchmarks.reproduce --smoke                                    # every stage on CPU in minutes
     python -m benchmarks.reproduce --report-only                              # rewrite the report
-    python -m benchmarks.reproduce --pack carry/repro                         # the data, packed to carry
+    python -m benchmarks.reproduce --stage train --pack data/repro-pack       # training data, packed to carry
+    bash benchmarks/gpu_reproduce.sh                                          # there: train, --bundle rows to $OUT
+    python -m benchmarks.reproduce --stage eval --unbundle rows-*.tar --steps 6000 --plateau 4   # here: evaluate
 
 Each (system, seed) is one `ttt train` of `--config` with the system's overrides, the same data, batch and
 budget (`--steps`, a cap; `--plateau K` stops a run once K validations in a row did not improve its
@@ -16,8 +18,9 @@ ends a call cleanly (at the limit running jobs are stopped and resume on the nex
 decoded with a response block per task as long as the longest training response of that task
 (`--nar-length`), the lengths it was trained on, instead of the 256-token turn cap.
 
-Statistics (`ttt.eval.paired`): every comparison is paired by item — a bootstrap over the test items, the
-same draw for both systems and all their seeds, each system's metric averaged over its seeds — and all the
+Statistics (`ttt.eval.paired`): every comparison is paired by item — a bootstrap over the test items (drawn
+in clusters of items sharing a reference), the same draw for both systems and all their seeds, each system's
+metric averaged over its seeds — and all the
 comparisons the report makes are corrected together with Holm's procedure; each claim's verdict follows
 from the corrected intervals (`ttt.eval.paired.VERDICT_RULE`). The report: `reports/reproduction.md`,
 `.json` (every number, per seed too) and `.png`.
