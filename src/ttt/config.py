@@ -117,6 +117,9 @@ class GenerationConfig:
     # being denoised, as the reference inference script does)
     cfg_context: str = "prompt"
     max_last_span: int = 1024  # cap on codes in the final variable-length span
+    # NAR baseline (mode "nar"): tokens in its one response block (None: max_new_tokens). A NAR model trains on
+    # its responses plus 0..last_span_pad `<|im_end|>` pads, so a block far longer than those is one it never saw
+    nar_length: int | None = None
     stop_threshold: float | None = None  # end the final span where p(end of audio) reaches this
     use_cache: bool = True  # KV cache for the prefix (False recomputes it: a check of the cache)
     seed: int = 0  # sampling seed
@@ -133,6 +136,8 @@ class GenerationConfig:
             raise ValueError(f"steps must be positive, got {self.steps}")
         if self.max_new_tokens <= 0 or self.max_last_span <= 0:
             raise ValueError("max_new_tokens and max_last_span must be positive")
+        if self.nar_length is not None and self.nar_length <= 0:
+            raise ValueError(f"nar_length must be positive, got {self.nar_length}")
         for name in ("threshold", "stop_threshold"):
             value = getattr(self, name)
             if value is not None and not 0.0 < value <= 1.0:

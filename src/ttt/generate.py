@@ -539,7 +539,7 @@ class Generation:
         token), a final span that may overrun it, and the largest block a step writes past the end."""
         cfg, chunk = self.cfg, self.model.config.audio_chunk
         if self.model.config.mode == "nar":
-            return prompt_len + cfg.max_new_tokens
+            return prompt_len + (cfg.nar_length or cfg.max_new_tokens)
         need = prompt_len + cfg.max_new_tokens + cfg.max_last_span + 2 + max(cfg.block_length, chunk + 1)
         return int(min(need, self.context + max(cfg.block_length, chunk + 1) + 2))
 
@@ -707,9 +707,10 @@ class Generation:
         """NAR baseline: the whole response is one diffused block that ends at a committed `<|im_end|>`.
 
         It gets the tokens-per-step rate of TtT's audio blocks (`steps` per `block_length`), not `steps`
-        for the whole response, so the baseline is not starved of denoising steps."""
+        for the whole response, so the baseline is not starved of denoising steps. The block holds
+        `nar_length` tokens (default `max_new_tokens`), at most what the context has left."""
         r, v, seq = self.result, self.vocab, self.seq
-        length = int(min(self.cfg.max_new_tokens, self.context - seq.length))
+        length = int(min(self.cfg.nar_length or self.cfg.max_new_tokens, self.context - seq.length))
         cfg = replace(self.cfg, steps=nar_steps(length, self.cfg))
         t0 = time.perf_counter()
         block = torch.full((length,), v.mask, device=self.model.device)

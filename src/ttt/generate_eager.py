@@ -312,7 +312,7 @@ class EagerGeneration:
         It gets the tokens-per-step rate of TtT's audio blocks (`steps` per `block_length`), not `steps`
         for the whole response, so the baseline is not starved of denoising steps."""
         r, v, seq = self.result, self.vocab, self.seq
-        length = int(min(self.cfg.max_new_tokens, self.context - seq.ids.shape[1]))
+        length = int(min(self.cfg.nar_length or self.cfg.max_new_tokens, self.context - seq.ids.shape[1]))
         cfg = replace(self.cfg, steps=nar_steps(length, self.cfg))
         everything = torch.ones_like(self.text_ok)
         t0 = time.perf_counter()

@@ -1,77 +1,242 @@
-"""The reproduction study's statistics and verdicts, on hand-computed numbers."""
+"""The reproduction study: its report from per-item results (paired comparisons, Holm, verdicts), its data
+handling, and (slow) every stage end to end at smoke scale."""
+import argparse
 import json
+import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from benchmarks.reproduce import BY_LABEL, aggregate, compare, judge, t_interval
+from benchmarks.reproduce import (BY_LABEL, CLAIMS, SYSTEMS, collect, comparisons, eval_splits, main, pack, parse,
+                                  write_report)
+from helpers import ANSWER, QUESTION
 
 
-def test_t_interval_hand_computed():
-    mean, lo, hi = t_interval([1.0, 2.0, 3.0])
-    # sd = 1, t(0.975, 2) = 4.3027, half-width = 4.3027 / sqrt(3) = 2.4841
-    assert mean == 2.0 and hi - mean == pytest.approx(2.4841, abs=1e-4) and mean - lo == pytest.approx(2.4841, abs=1e-4)
-    assert t_interval([5.0]) == (5.0, 5.0, 5.0)
+def _rows(task: str, n: int, rng, correct: float, wer: float) -> list[dict]:
+    rows = []
+    for i in range(n):
+        if task == "asr":
+            m = {"wer": [int(rng.random() < wer) * 2, 5], "cer": [int(rng.random() < wer) * 3, 20]}
+        elif task == "tts":
+            m = {"intelligibility_wer": [int(rng.random() < wer) * 2, 5], "length_ratio": 1.0 + rng.normal(0, wer),
+                 "stop_within_20pct": bool(rng.random() > wer), "reference_wer": [0, 5]}
+        else:
+            m = {"accuracy": bool(rng.random() < correct), "text_accuracy": bool(rng.random() < correct),
+                 "audio_accuracy": bool(rng.random() < correct / 2)}
+        rows.append({"task": task, "id": f"{task}-{i}", "metrics": m})
+    return rows
 
 
-@pytest.mark.parametrize("better, a, b, sign", [
-    ("lower", [0.1, 0.11, 0.12], [0.3, 0.31, 0.32], 1),
-    ("higher", [0.1, 0.11, 0.12], [0.3, 0.31, 0.32], -1),
-    ("one", [1.05, 0.95, 1.0], [2.0, 2.1, 1.9], 1),
-])
-def test_compare_direction_and_significance(better, a, b, sign):
-    gain, p = compare(a, b, better)
-    assert gain * sign > 0 and p < 0.01
+def _fake_runs(root: Path, quality: dict[str, tuple[float, float]], seeds=(0, 1, 2), n=150) -> None:
+    """items.jsonl per (system, seed, task) as `ttt eval` writes them, with known effects."""
+    rng = np.random.default_rng(0)
+    for system, (correct, wer) in quality.items():
+        for seed in seeds:
+            run = root / f"{system}-s{seed}"
+            for task in ("asr", "text_qa", "spoken_qa", "tts"):
+                (run / f"eval-{task}").mkdir(parents=True)
+                (run / f"eval-{task}" / "items.jsonl").write_text(
+                    "".join(json.dumps(r) + "\n" for r in _rows(task, n, rng, correct, wer)))
+            (run / "reproduce.json").write_text(json.dumps({"train_s": 120.0}))
+            (run / "log.jsonl").write_text(json.dumps({"step": 900, "stopped": "plateau"}) + "\n")
 
 
-def test_compare_noise_and_exact_ties():
-    gain, p = compare([0.1, 0.5, 0.3], [0.2, 0.4, 0.35], "lower")
-    assert p > 0.5
-    assert compare([0.0, 0.0], [0.0, 0.0], "higher") == (0.0, 1.0)
-    assert compare([0.5, 0.5], [0.0, 0.0], "higher") == (0.5, 0.0)
-    assert np.isnan(compare([0.5], [0.0], "higher")[1])
+def _args(tmp_path: Path, **kw) -> argparse.Namespace:
+    args = parse(["--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "rep"), "--resamples", "2000"])
+    for k, v in kw.items():
+        setattr(args, k, v)
+    return args
 
 
-def _found(values: dict[str, list[float]]) -> dict:
-    return {s: {seed: {"metrics": {"asr": {"wer": v}}, "train_s": 60.0, "steps": 10} for seed, v in enumerate(vs)}
-            for s, vs in values.items()}
+def test_report_decides_known_effects_paired_and_holm_corrected(tmp_path):
+    # TtT clearly better than AR and NAR; the ablations equal to TtT in distribution (null)
+    quality = {"ttt": (0.8, 0.1), "ar": (0.5, 0.4), "nar": (0.2, 0.8), "no-ppm": (0.8, 0.1), "no-sst": (0.8, 0.1)}
+    _fake_runs(tmp_path / "runs", quality)
+    args = _args(tmp_path)
+    found = collect(args.runs, list(SYSTEMS), args.seeds)
+    assert set(found) == set(quality) and found["ttt"][0]["steps"] == 900 and found["ttt"][0]["stopped"] == "plateau"
+    tests, claims = comparisons(found, 2000, 0.05)
+    verdicts = {c["claim"]: c["verdict"] for c in claims}
+    assert verdicts["TtT beats AR-only on ASR"] == "supported"
+    assert verdicts["NAR-only is the worst of the three"] == "supported"
+    assert verdicts["PPM helps"] == "not resolved", "a null ablation is not decided"
+    assert verdicts["BANOM helps"] == "not measured"
+    assert verdicts["SST helps stopping and dialogue, without end padding"] == "not measured"
+    # every comparison of the report is in one Holm family; levels are stricter than 95%
+    assert all(t["confidence"] >= 0.95 for t in tests.values()) and max(t["confidence"] for t in tests.values()) > 0.99
+    assert tests["ttt vs ar: ASR WER"]["items"] == 150 and tests["ttt vs ar: ASR WER"]["estimate"] > 0
+    report = write_report(found, args, None).read_text()
+    assert "**TtT beats AR-only on ASR**: **supported.**" in report and "Holm" in report
+    assert "| TtT | 3 | 900/900/900 | 2.0 |" in report
+    assert "Is TtT's audio off the floor?" in report
+    data = json.loads((tmp_path / "rep" / "reproduction.json").read_text())
+    assert data["setup"]["correction"] == "Holm" and data["table"]["ttt"]["ASR WER"]["per_seed"].keys() == {"0", "1", "2"}
+    assert (tmp_path / "rep" / "reproduction.png").is_file()
 
 
-def test_aggregate_and_judge():
-    table = aggregate(_found({"ttt": [0.10, 0.12, 0.11], "ar": [0.30, 0.29, 0.31], "nar": [0.05, 0.06, 0.04]}))
-    assert table["ttt"]["ASR WER"]["mean"] == pytest.approx(0.11)
-    assert table["ttt"]["train minutes"]["mean"] == 1.0 and "TTS WER" not in table["ttt"]
-    assert judge("c", [("ttt", "ar", ["ASR WER"])], table)[0] == "supported"
-    assert judge("c", [("ttt", "nar", ["ASR WER"])], table)[0] == "contradicted"
-    assert judge("c", [("ttt", b, ["ASR WER"]) for b in ("ar", "nar")], table)[0] == "mixed"
-    verdict, evidence = judge("c", [("ttt", "no-sst", ["ASR WER"])], table)
-    assert verdict == "not measured yet" and "not measured yet" in evidence[0]
-    assert BY_LABEL["TTS length ratio"].better == "one"
+def test_a_contradicted_claim_and_the_length_error():
+    assert BY_LABEL["TTS length error"].item_value({"metrics": {"length_ratio": 0.7}}) == (pytest.approx(0.3), None)
+    assert BY_LABEL["ASR WER"].item_value({"metrics": {"wer": [2, 5]}}) == (2.0, 5.0)
+    assert BY_LABEL["ASR WER"].item_value({"metrics": {}}) is None
+    named = {s for _, _, pairs in CLAIMS for a, b, _ in pairs for s in (a, b)}
+    assert named == set(SYSTEMS), "every system is in some claim"
 
 
-def test_judge_says_how_each_comparison_was_decided():
-    table = aggregate(_found({"ttt": [0.10, 0.12, 0.11], "ar": [0.10, 0.30, 0.05], "nar": [0.2], "no-sst": [0.3] * 3,
-                              "no-ppm": [0.11] * 3}))
-    assert "within seed noise" in judge("c", [("ttt", "ar", ["ASR WER"])], table)[1][0]
-    verdict, evidence = judge("c", [("ttt", "nar", ["ASR WER"])], table)
-    assert verdict == "not resolved at this budget" and "one seed, no test" in evidence[0]
-    assert "p = " in judge("c", [("ttt", "no-sst", ["ASR WER"])], table)[1][0]
-    assert "the same in every seed" in judge("c", [("no-ppm", "no-sst", ["ASR WER"])], table)[1][0]
+def test_contradiction_is_reported(tmp_path):
+    _fake_runs(tmp_path / "runs", {"ttt": (0.5, 0.5), "ar": (0.9, 0.05)})
+    found = collect(tmp_path / "runs", list(SYSTEMS), [0, 1, 2])
+    _, claims = comparisons(found, 2000, 0.05)
+    assert {c["claim"]: c["verdict"] for c in claims}["TtT beats AR-only on ASR"] == "contradicted"
 
 
-def test_report_has_table_verdicts_and_the_discussion(tmp_path):
-    import argparse
-    from pathlib import Path
+def test_eval_splits_are_per_task_with_absolute_audio(tmp_path):
+    (tmp_path / "wavs").mkdir()
+    src = tmp_path / "eval.jsonl"
+    rows = [{"task": t, "id": f"{t}{i}", "text": "a b", "audio": "wavs/x.wav"} for t in ("asr", "tts") for i in range(3)]
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    splits = eval_splits(src, tmp_path / "out", items=2)
+    assert set(splits) == {"asr", "tts"}
+    got = [json.loads(line) for line in splits["asr"].read_text().splitlines()]
+    assert [r["id"] for r in got] == ["asr0", "asr1"] and got[0]["audio"] == str(tmp_path / "wavs" / "x.wav")
+    with pytest.raises(ValueError, match="no items of the tasks"):
+        (tmp_path / "empty.jsonl").write_text(json.dumps({"task": "other"}) + "\n")
+        eval_splits(tmp_path / "empty.jsonl", tmp_path / "o2", None)
 
-    from benchmarks.reproduce import write_report
 
-    found = _found({"ttt": [0.10, 0.12, 0.11], "ar": [0.30, 0.29, 0.31]})
-    args = argparse.Namespace(reports=tmp_path, config=Path("configs/repro.yaml"), steps=10, data=Path("d.jsonl"),
-                              per_task=2, seeds=[0, 1, 2], max_last_span=5, max_new_tokens=8,
-                              discussion=tmp_path / "discussion.md")
-    report = write_report(found, args).read_text()
-    assert "| TtT | 3 | 0.11 ± " in report and "**TtT beats AR-only on ASR: supported.**" in report
-    assert "Reading the results" not in report
-    args.discussion.write_text("A person read this.\n")
-    assert write_report(found, args).read_text().endswith("## Reading the results\n\nA person read this.\n")
-    assert json.loads((tmp_path / "reproduction.json").read_text())["claims"][0]["verdict"] == "supported"
+def test_bad_arguments_are_refused(capsys):
+    for argv, message in ((["--jobs", "0"], "--jobs must be at least 1"), (["--plateau", "-1"], "--plateau must be >= 0"),
+                          (["--items", "0"], "--items must be at least 1"), (["--alpha", "1.5"], "--alpha must be in")):
+        with pytest.raises(SystemExit):
+            parse(argv)
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="not found"):
+        main(["--data-dir", "/nonexistent/data", "--report-only"])
+
+
+def _codes(rng: random.Random, n: int) -> str:
+    return "".join(f"<|audio_{rng.randrange(1024)}|>" for _ in range(n))
+
+
+def _example(task: str, rng: random.Random) -> dict:
+    from ttt.format import SYSTEM
+
+    q, a = QUESTION, ANSWER
+    spoken = f"{a}<|begin_of_quad|>{_codes(rng, 12)}<|end_of_audio_span_last|>"
+    heard = f"<|begin_of_audio|>{_codes(rng, 20)}<|end_of_audio|>"
+    user, assistant = {"asr": (heard, q), "tts": (a, spoken), "spoken_qa": (heard, spoken), "text_chat": (q, a)}[task]
+    return {"messages": [{"role": "system", "content": SYSTEM[task]}, {"role": "user", "content": user},
+                         {"role": "assistant", "content": assistant}]}
+
+
+@pytest.fixture
+def study_data(tmp_path, eval_dir):
+    """A data folder as the study reads it: train/valid JSONL of the four tasks, an eval split (one item of each
+    task, the piper waves of `eval_dir`)."""
+    rng = random.Random(0)
+    d = tmp_path / "data"
+    d.mkdir()
+    for name, n in (("train.jsonl", 12), ("valid.jsonl", 2)):
+        rows = [_example(t, rng) for t in ("asr", "tts", "spoken_qa", "text_chat") for _ in range(n)]
+        (d / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    q, a = str(eval_dir / "wavs" / "q.wav"), str(eval_dir / "wavs" / "a.wav")
+    items = [{"task": "asr", "id": "asr-0", "text": QUESTION, "audio": q},
+             {"task": "text_qa", "id": "tq-0", "text": QUESTION, "answer": ANSWER},
+             {"task": "spoken_qa", "id": "sq-0", "text": QUESTION, "audio": q, "answer": ANSWER, "answer_audio": a},
+             {"task": "tts", "id": "tts-0", "text": ANSWER, "audio": a}]
+    (d / "eval_test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in items))
+    return d
+
+
+def test_pack_holds_what_the_study_reads_with_flac_audio(study_data, tmp_path):
+    import soundfile as sf
+
+    out = pack(study_data, study_data / "eval_test.jsonl", tmp_path / "pack")
+    rows = [json.loads(line) for line in (out / "eval_test.jsonl").read_text().splitlines()]
+    assert (out / "train.jsonl").read_text() == (study_data / "train.jsonl").read_text()
+    assert rows[0]["audio"] == "audio/00000.flac" and rows[2]["answer_audio"] == "audio/00001.flac"
+    assert sorted(p.name for p in (out / "audio").iterdir()) == ["00000.flac", "00001.flac"], "each wave once"
+    first = json.loads((study_data / "eval_test.jsonl").read_text().splitlines()[0])
+    original, packed = sf.read(first["audio"], dtype="int16"), sf.read(out / "audio" / "00000.flac", dtype="int16")
+    assert sf.info(first["audio"]).subtype == "PCM_16" and original[1] == packed[1]
+    assert np.array_equal(original[0], packed[0]), "FLAC keeps the 16-bit samples exactly"
+    with pytest.raises(ValueError, match="not empty"):
+        pack(study_data, study_data / "eval_test.jsonl", out)
+
+
+@pytest.mark.slow
+def test_smoke_study_runs_every_stage_and_resumes(study_data, tmp_path):
+    """`--smoke` on CPU: TtT and NAR trained (30 steps, a 2-layer model), each evaluated on every task, the
+    report written; a second call finds every stage done."""
+    runs, argv = tmp_path / "runs", ["--smoke", "--data-dir", str(study_data), "--jobs", "2", "--threads", "1"]
+    assert main([*argv, "--runs", str(runs)]) == 0
+    report = (runs / "report" / "reproduction.md").read_text()
+    assert "SMOKE run" in report and "| TtT | 1 | 30 |" in report and "| NAR only | 1 | 30 |" in report
+    assert "TtT vs NAR only" in report
+    for system in ("ttt", "nar"):
+        for task in ("asr", "text_qa", "spoken_qa", "tts"):
+            assert (runs / f"{system}-s0" / f"eval-{task}" / "items.jsonl").is_file()
+    nar = json.loads((runs / "nar-s0" / "eval-asr" / "eval_settings.json").read_text())
+    lengths = json.loads((runs / "nar_lengths.json").read_text())["lengths"]
+    assert nar["nar_length"] == lengths["asr"]["block"] < 256, "NAR decodes at its trained length, not the turn cap"
+    stamp = (runs / "ttt-s0" / "eval-tts" / "items.jsonl").stat().st_mtime
+    assert main([*argv, "--runs", str(runs)]) == 0
+    assert (runs / "ttt-s0" / "eval-tts" / "items.jsonl").stat().st_mtime == stamp, "finished stages are skipped"
+
+
+def test_bundle_sends_trained_rows_once_in_float16_and_unbundle_restores_them(tiny_model_dir, tmp_path):
+    import shutil
+    import tarfile
+
+    from safetensors import safe_open
+
+    from benchmarks.reproduce import bundle, unbundle
+    from ttt.model import TtTModel
+
+    runs = tmp_path / "runs"
+    for row in ("ttt-s0", "ar-s0", "nar-s1"):
+        shutil.copytree(tiny_model_dir, runs / row / "final")
+        (runs / row / "log.jsonl").write_text(json.dumps({"step": 7}) + "\n")
+        (runs / row / "reproduce.json").write_text(json.dumps({"train_s": 3.0}))
+    (runs / "eval-data").mkdir()
+    size = (tiny_model_dir / "model.safetensors").stat().st_size
+    files = bundle(runs, tmp_path / "out", limit_mib=2.5 * size / 2**20, file_mib=1.2 * size / 2**20)
+    assert len(files) == 2 and json.loads((runs / "bundled.json").read_text()) == ["ar-s0", "nar-s1"]
+    more = bundle(runs, tmp_path / "out2", limit_mib=100)
+    assert [f.name for f in more] == ["rows-ttt-s0.tar"] and bundle(runs, tmp_path / "out3", limit_mib=100) == []
+    with tarfile.open(files[0]) as tar:
+        assert tar.getmember("ar-s0/final/model.safetensors").size < 0.6 * size, "float16 weights: half the size"
+    here = tmp_path / "here"
+    assert unbundle([*files, *more], here) == ["ar-s0", "nar-s1", "ttt-s0"]
+    with safe_open(here / "ar-s0" / "final" / "model.safetensors", "pt") as st:
+        assert {str(st.get_tensor(k).dtype) for k in st.keys()} == {"torch.float16"}
+    assert json.loads((here / "nar-s1" / "log.jsonl").read_text()) == {"step": 7}
+    TtTModel.from_pretrained(here / "ttt-s0" / "final")
+    assert unbundle(files, here) == [], "rows already here are kept"
+    evil = tmp_path / "evil.tar"
+    with tarfile.open(evil, "w") as tar:
+        tar.add(tmp_path / "out" / files[0].name, arcname="../escape.tar")
+    with pytest.raises(ValueError, match="not a reproduce bundle"):
+        unbundle([evil], here)
+
+
+def test_items_sharing_a_reference_are_resampled_together(tmp_path):
+    from benchmarks.reproduce import item_clusters
+
+    _fake_runs(tmp_path / "runs", {"ttt": (0.8, 0.1), "ar": (0.5, 0.4)})
+    eval_file = tmp_path / "eval_test.jsonl"
+    rows = [{"task": t, "id": f"{t}-{i}", "text": f"sentence {i % 15}", "answer": f"fact {i % 15}"}
+            for t in ("asr", "text_qa", "spoken_qa", "tts") for i in range(150)]
+    eval_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    clusters = item_clusters(eval_file)
+    assert clusters["asr-16"] == clusters["asr-1"] == "asr:sentence 1" and clusters["spoken_qa-3"] == "spoken_qa:fact 3"
+    assert item_clusters(tmp_path / "missing.jsonl") == {}
+    found = collect(tmp_path / "runs", list(SYSTEMS), [0, 1, 2])
+    by_item, _ = comparisons(found, 2000, 0.05)
+    by_cluster, _ = comparisons(found, 2000, 0.05, clusters)
+    key = "ttt vs ar: spoken QA text acc"
+    width = {n: t[key]["high"] - t[key]["low"] for n, t in (("item", by_item), ("cluster", by_cluster))}
+    assert by_cluster[key]["estimate"] == by_item[key]["estimate"] and width["cluster"] != width["item"]
+    args = _args(tmp_path, eval_data=eval_file)
+    write_report(found, args, None)
+    assert json.loads((tmp_path / "rep" / "reproduction.json").read_text())["setup"]["resampled"].startswith("clusters")

@@ -91,6 +91,7 @@ def test_empty_text_is_an_error(argv, message, nomodel, tmp_path, monkeypatch, c
     (["--block-length", "0"], "--block-length must be positive, got 0"),
     (["--stop-threshold", "2"], "--stop-threshold must be in (0, 1], got 2.0"),
     (["--max-last-span", "0"], "--max-last-span: max_new_tokens and max_last_span must be positive"),
+    (["--nar-length", "-2"], "--nar-length must be positive, got -2"),
 ])
 @pytest.mark.parametrize("command", ["asr", "tts", "chat", "demo", "eval"])
 def test_bad_flags_are_refused_before_the_model_loads(command, flags, message, eval_dir, tmp_path, nomodel, capsys):

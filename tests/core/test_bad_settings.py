@@ -19,6 +19,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "tiny.yaml"
     ({"top_p": 0.0}, "top_p"),
     ({"max_new_tokens": 0}, "max_new_tokens"),
     ({"cfg_context": "everything"}, "cfg_context must be one of \\('prompt', 'all'\\), got 'everything'"),
+    ({"nar_length": 0}, "nar_length must be positive, got 0"),
 ])
 def test_generation_config_is_validated_on_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -120,6 +120,33 @@ def test_stop_threshold_ends_the_final_span_where_the_stop_is_likely_enough(trai
     assert last[0] == v.end_of_last_span
 
 
+def test_nar_length_sets_the_response_block(trained, monkeypatch):
+    """`nar_length` decodes a block of that many tokens whatever `max_new_tokens` is (the reproduction study
+    decodes its NAR baseline at the lengths it was trained on, not at the turn cap); both engines agree."""
+    import importlib
+
+    blocks = []
+    for module in map(importlib.import_module, ("ttt.generate", "ttt.generate_eager")):
+        real = module._denoise
+
+        def spy(seq, block, *args, real=real, **kwargs):
+            blocks.append(block.numel())
+            return real(seq, block, *args, **kwargs)
+
+        monkeypatch.setattr(module, "_denoise", spy)
+    trained.config.mode = "nar"
+    try:
+        kwargs = dict(max_new_tokens=256, steps=4, block_length=26)
+        short = generate(trained, prompt(SHORT), nar_length=30, **kwargs)
+        old = generate(trained, prompt(SHORT), nar_length=30, engine="eager", **kwargs)
+        generate(trained, prompt(SHORT), **kwargs)
+    finally:
+        trained.config.mode = "ttt"
+    assert blocks == [30, 30, 256]
+    assert len(short.token_ids) <= 30 and short.token_ids == old.token_ids
+    assert short.audio_forward_passes <= nar_steps(30, GenerationConfig(steps=4, block_length=26)) == 5
+
+
 def test_nar_steps_keep_the_blockwise_rate():
     assert nar_steps(52, GenerationConfig(steps=4, block_length=26)) == 8
     assert nar_steps(27, GenerationConfig(steps=13, block_length=26)) == 14

@@ -15,17 +15,13 @@ from pathlib import Path
 # OSError covers what the system refuses (a full disk, a permission, a path that is a directory).
 USER_ERRORS = (ValueError, OSError, FloatingPointError)
 
-# decoding flag -> GenerationConfig field
-DECODING_FLAGS = {"--steps": "steps", "--block-length": "block_length", "--max-last-span": "max_last_span",
-                  "--stop-threshold": "stop_threshold"}
-
 # decoding flag -> GenerationConfig field; unset flags fall back to the model's decoding.json, then the default
 DECODING_FLAGS = {
     "--steps": "steps", "--block-length": "block_length", "--max-last-span": "max_last_span",
     "--stop-threshold": "stop_threshold", "--max-new-tokens": "max_new_tokens", "--temperature": "temperature",
     "--top-k": "top_k", "--top-p": "top_p", "--threshold": "threshold",
     "--diffusion-temperature": "diffusion_temperature", "--cfg-scale": "cfg_scale", "--cfg-context": "cfg_context",
-    "--seed": "seed",
+    "--seed": "seed", "--nar-length": "nar_length",
 }
 
 
@@ -93,6 +89,8 @@ def decoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg-context", choices=("prompt", "all"),
                    help="audio guidance: the unguided row masks the prompt (default) or all context (the reference's)")
     p.add_argument("--seed", type=int, help="sampling seed (default: the model's, else 0)")
+    p.add_argument("--nar-length", type=int, help="NAR-baseline models only: tokens in the one response block "
+                                                   "(default: --max-new-tokens)")
     p.set_defaults(quiet=True, precheck=decoding)
 
 

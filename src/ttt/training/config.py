@@ -104,6 +104,11 @@ class TrainConfig:
     # wall-clock budget: stop after the first step at which this many minutes were spent in the training
     # loop (summed over resumed runs), or at max_steps if that comes first
     max_minutes: float | None = None
+    # plateau stop: after this many validations in a row whose `valid_loss` is not below the best so far by more
+    # than `early_stop_min_delta`, stop (validated, saved and exported as at max_steps); None: off. The
+    # learning-rate schedule still runs over max_steps, which becomes a cap
+    early_stop_patience: int | None = None
+    early_stop_min_delta: float = 0.0
     batch_size: int = 8  # examples per micro-batch per process
     grad_accum: int = 1  # micro-batches per optimizer step
     eval_batch_size: int = 16
@@ -139,6 +144,13 @@ class TrainConfig:
         m = self.max_minutes
         if m is not None and (isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0):
             raise ValueError(f"max_minutes must be positive (or null for no time budget), got {self.max_minutes}")
+        e = self.early_stop_patience
+        if e is not None and (isinstance(e, bool) or not isinstance(e, int) or e <= 0):
+            raise ValueError(f"early_stop_patience must be a positive number of validations (or null), got {e!r}")
+        if e is not None and not (self.data.valid or self.data.valid_fraction > 0):
+            raise ValueError("early_stop_patience needs validation data (data.valid or data.valid_fraction)")
+        if not self.early_stop_min_delta >= 0:
+            raise ValueError(f"early_stop_min_delta must be >= 0, got {self.early_stop_min_delta}")
         self.ttt_config()
         if self.data.pack and self.ttt.get("max_length") is None:
             raise ValueError("data.pack needs ttt.max_length (the packed row length)")

@@ -207,10 +207,37 @@ class Run:
     start: int  # last completed step (0 for a fresh run)
     resumed: bool
     train_seconds: float = 0.0  # time spent in the training loop up to `start` (the `max_minutes` clock)
+    plateau: "Plateau | None" = None  # the `early_stop_patience` tracker, restored on resume
 
     @property
     def out_dir(self) -> Path:
         return Path(self.cfg.out_dir)
+
+
+@dataclass
+class Plateau:
+    """Validations since the validation loss last improved (`TrainConfig.early_stop_patience`): a loss counts
+    as an improvement when it is below the best so far by more than `min_delta`."""
+
+    patience: int
+    min_delta: float = 0.0
+    best: float = math.inf
+    since: int = 0
+
+    def update(self, loss: float) -> bool:
+        """Record one validation loss; True once `patience` validations in a row have not improved."""
+        if loss < self.best - self.min_delta:
+            self.best, self.since = loss, 0
+        else:
+            self.since += 1
+        return self.reached
+
+    @property
+    def reached(self) -> bool:
+        return self.since >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "since": self.since}
 
 
 def setup(cfg: TrainConfig, resume: bool = False) -> Run:
@@ -264,14 +291,17 @@ def setup(cfg: TrainConfig, resume: bool = False) -> Run:
         accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = cfg.batch_size
     model, optimizer = accelerator.prepare(model, optimizer)
     start, train_seconds = 0, 0.0
+    plateau = None if cfg.early_stop_patience is None else Plateau(cfg.early_stop_patience, cfg.early_stop_min_delta)
     if ckpt is not None:
         state = load_training_state(accelerator, optimizer, ckpt)
         scheduler.load_state_dict(state["scheduler"])
         sampler.load_state_dict(state["sampler"])
         start, train_seconds = state["step"], float(state.get("train_seconds", 0.0))
+        if plateau is not None and state.get("plateau"):
+            plateau.best, plateau.since = float(state["plateau"]["best"]), int(state["plateau"]["since"])
         log.info("resumed from %s at step %d (%.1f min of training so far)", ckpt, start, train_seconds / 60)
     return Run(cfg, accelerator, model, optimizer, scheduler, sampler, train_set, valid_set, start,
-               ckpt is not None, train_seconds)
+               ckpt is not None, train_seconds, plateau)
 
 
 def train_step(run: Run, step: int) -> tuple[torch.Tensor, int, bool]:
@@ -327,6 +357,11 @@ def _train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None
     stored in each checkpoint's training state (`train_seconds`), so a resumed run continues the clock.
     The stopping step is logged, validated, saved and exported like `max_steps`, and `log.jsonl` gets a
     record `{"step", "stopped": "max_minutes", "train_minutes"}`.
+
+    `cfg.early_stop_patience` ends the run at the validation that makes that many in a row without
+    improvement (`Plateau`); the step is saved and exported the same way, the tracker is kept in each
+    checkpoint's state (a resumed run goes on counting, and one that had stopped takes no further step), and
+    `log.jsonl` gets `{"step", "stopped": "plateau", "best_valid_loss"}`.
     """
     run = setup(cfg, resume)
     acc, out_dir, main = run.accelerator, run.out_dir, run.accelerator.is_main_process
@@ -351,6 +386,9 @@ def _train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None
     first = run.start + 1
     if budget is not None and run.train_seconds >= budget:
         log.info("time budget of %.4g min already spent at step %d: no further steps", cfg.max_minutes, run.start)
+        first = cfg.max_steps + 1
+    if run.plateau is not None and run.plateau.reached:
+        log.info("validation loss had already plateaued at step %d: no further steps", run.start)
         first = cfg.max_steps + 1
     crashed, skipped = False, 0
     run.model.train()
@@ -383,12 +421,19 @@ def _train(cfg: TrainConfig, resume: bool = False, stop_after: int | None = None
                 window.zero_()
                 window_steps, tokens, t0 = 0, 0, time.perf_counter()
             if run.valid_set and (step % cfg.eval_interval == 0 or last):
-                acc.log(validate(acc, run.model, run.valid_set, cfg), step=step)
+                scores = validate(acc, run.model, run.valid_set, cfg)
+                acc.log(scores, step=step)
+                if run.plateau is not None and _all_agree(acc, run.plateau.update(scores["valid_loss"])) and not last:
+                    log.info("validation loss not below %.4g for %d validations: stopping after step %d",
+                             run.plateau.best, run.plateau.since, step)
+                    acc.log({"stopped": "plateau", "best_valid_loss": run.plateau.best}, step=step)
+                    last = True
             if out_of_time:
                 acc.log({"stopped": "max_minutes", "train_minutes": minutes}, step=step)
             if step % cfg.save_interval == 0 or last:
                 state = {"scheduler": run.scheduler.state_dict(), "sampler": run.sampler.state_dict(),
-                         "config": cfg.to_dict(), "train_seconds": spent()}
+                         "config": cfg.to_dict(), "train_seconds": spent(),
+                         "plateau": run.plateau.state_dict() if run.plateau is not None else None}
                 save_checkpoint(acc, run.model, run.optimizer, out_dir, step, state, cfg.lora.enabled, cfg.keep_last,
                                 cfg.keep_every)
             if last:

@@ -1,0 +1,55 @@
+"""The study's job runner: order, slots, skipping finished stages, failures, and the deadline."""
+import sys
+import time
+
+import pytest
+
+from benchmarks.jobs import Job, run_jobs
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_jobs_run_in_dependency_order_within_the_slots(tmp_path):
+    stamp = tmp_path / "order.txt"
+    write = "import sys, time; time.sleep(0.3); open({!r}, 'a').write(sys.argv[1] + '\\n')".format(str(stamp))
+    jobs = [Job(n, [*py(write), n], tmp_path / f"{n}.log", after=after)
+            for n, after in (("a", ()), ("b", ("a",)), ("c", ()), ("d", ("b", "c")))]
+    finished = []
+    for j in jobs:
+        j.finish = lambda s, n=j.name: finished.append(n)
+    out = run_jobs(jobs, slots=2, poll_s=0.05)
+    assert out.status == dict.fromkeys("abcd", "ok")
+    order = stamp.read_text().split()
+    assert order.index("a") < order.index("b") < order.index("d") and order.index("c") < order.index("d")
+    assert sorted(finished) == list("abcd")
+    assert "$ " in (tmp_path / "a.log").read_text(), "each log names its command"
+
+
+def test_finished_jobs_are_skipped_and_failures_block_only_their_dependents(tmp_path):
+    jobs = [Job("old", py("raise SystemExit(3)"), tmp_path / "old.log", done=lambda: True),
+            Job("bad", py("raise SystemExit(2)"), tmp_path / "bad.log"),
+            Job("after-bad", py("pass"), tmp_path / "x.log", after=("bad",)),
+            Job("after-old", py("pass"), tmp_path / "y.log", after=("old",))]
+    out = run_jobs(jobs, slots=4, poll_s=0.05)
+    assert out.status == {"old": "done", "bad": "failed", "after-bad": "blocked", "after-old": "ok"}
+
+
+def test_the_deadline_stops_running_jobs_and_starts_no_more(tmp_path):
+    jobs = [Job("slow", py("import time; time.sleep(60)"), tmp_path / "s.log"),
+            Job("next", py("pass"), tmp_path / "n.log", after=("slow",)),
+            Job("queued", py("pass"), tmp_path / "q.log")]
+    start = time.monotonic()
+    out = run_jobs(jobs, slots=1, deadline=start + 1.0, grace_s=2.0, poll_s=0.05)
+    assert time.monotonic() - start < 15
+    assert out.status == {"slow": "stopped", "next": "not started", "queued": "not started"}
+
+
+def test_bad_job_lists_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="unknown jobs"):
+        run_jobs([Job("a", py("pass"), tmp_path / "a.log", after=("zzz",))], slots=1)
+    with pytest.raises(ValueError, match="unique"):
+        run_jobs([Job("a", py("pass"), tmp_path / "a.log")] * 2, slots=1)
+    with pytest.raises(ValueError, match="at least one job slot"):
+        run_jobs([], slots=0)
