@@ -97,7 +97,7 @@ class SpeechLM:
         from ttt.model import TtTModel
 
         model_dir = check_model_dir(resolve_dir(model_dir) if model_dir else default_model_dir())
-        target = _device(device)
+        target = torch_device(device)
         dtype = torch.float32 if target.type == "cpu" else torch.bfloat16  # float16 releases upcast on CPU
         model = TtTModel.from_pretrained(model_dir, dtype=dtype).eval().to(target)
         codec_spec = codec_dir or model_codec(model_dir)
@@ -202,7 +202,7 @@ class SpeechLM:
         return SpokenAnswer(gen.result.text.strip(), wave, self.codec.sample_rate, gen.result, first, chunks)
 
 
-def _device(name: str | None):
+def torch_device(name: str | None):
     """A torch device from a user's string, with a one-line error for a name torch rejects or a GPU that
     is not there (instead of a CUDA trace on the first forward pass)."""
     import torch

@@ -155,3 +155,15 @@ def test_the_shipped_codec_keeps_its_codebook_when_its_decoder_is_retrained(tmp_
     assert not torch.allclose(cold.decode_mel(codes), shipped.decode_mel(codes), atol=1e-2)
     card = json.loads((tmp_path / "warm" / "config.json").read_text())["trained_on"]
     assert card["warm_start"] is True and card["decoder_utterances"] == 2 and "encoder_from" in card
+
+
+def test_codec_train_refuses_a_device_it_cannot_use_before_reading_audio(tmp_path, capsys):
+    from ttt.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    data = audio_jsonl(tmp_path)
+    assert main(["codec", "train", "--data", str(data), "--out", str(tmp_path / "c"), "--device", "cuda"]) == 1
+    assert "sees no CUDA GPU" in capsys.readouterr().err and not (tmp_path / "c").exists()
+    assert main(["codec", "train", "--data", str(data), "--out", str(tmp_path / "c"), "--device", "tpu9"]) == 1
+    assert "device 'tpu9'" in capsys.readouterr().err

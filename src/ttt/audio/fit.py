@@ -45,6 +45,7 @@ class CodecFitConfig:
     dim: int = 256  # decoder width
     centroid_input: bool = True  # the decoder sees each code's centroid as well as its embedding
     seed: int = 0
+    device: str = "cpu"  # where the decoder trains (features and k-means stay on the CPU); saved weights are CPU
 
 
 def read_rows(paths: list[str | Path]) -> list[dict]:
@@ -163,6 +164,8 @@ def train_decoder(items, decoder_config: DecoderConfig, config: CodecFitConfig, 
         decoder.load_state_dict(init)
     if decoder_config.code_dim:
         decoder.centroids[: len(centroids)] = centroids
+    device = torch.device(config.device)
+    decoder.to(device)
     optimizer = torch.optim.AdamW(decoder.parameters(), lr=config.lr, weight_decay=0.01)
     warmup = max(1, config.steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -174,6 +177,7 @@ def train_decoder(items, decoder_config: DecoderConfig, config: CodecFitConfig, 
     with tqdm(range(config.steps), desc="decoder", unit="step") as bar:
         for step in bar:
             codes, target, lengths = _batch(rng.sample(items, min(config.batch_size, len(items))), decoder_config.codebook_size, decoder_config.upsample)
+            codes, target, lengths = codes.to(device), target.to(device), lengths.to(device)
             loss = masked_l1(decoder(codes), target, lengths)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -183,7 +187,7 @@ def train_decoder(items, decoder_config: DecoderConfig, config: CodecFitConfig, 
             losses.append(loss.item())
             if step % 50 == 0:
                 bar.set_postfix(l1=f"{np.mean(losses[-50:]):.3f}")
-    decoder.eval()
+    decoder.to("cpu").eval()
     return decoder, losses
 
 

@@ -27,6 +27,7 @@ def register(subparsers) -> None:
                        help="keep this codec's encoder (glm4voice:DIR, mimi:DIR, a hub id, or a saved built-in codec "
                             "folder such as the shipped one, whose codebook then stays as it is) and train only a "
                             "decoder for its codes (--target-voice '' trains on every row)")
+    train.add_argument("--device", default="cpu", help="where the decoder trains, e.g. cuda (default: cpu)")
     train.add_argument("--warm-start", action="store_true",
                        help="with a built-in --encoder: start from its decoder's weights instead of random ones")
     train.set_defaults(func=_train)
@@ -68,6 +69,9 @@ def parse_codes(text: str) -> list[int]:
 
 def _train(args: argparse.Namespace) -> int:
     from ttt.audio.fit import CodecFitConfig, train_codec
+    from ttt.speech import torch_device
+
+    torch_device(args.device)  # a one-line error before any audio is read
 
     config = CodecFitConfig(
         features=args.features,
@@ -78,6 +82,7 @@ def _train(args: argparse.Namespace) -> int:
         max_kmeans_utterances=args.max_utterances,
         max_decoder_utterances=args.max_utterances,
         seed=args.seed,
+        device=args.device,
     )
     if args.encoder:
         from ttt.audio.codec import open_codec
