@@ -13,11 +13,13 @@ models diffuse the whole response as one block; all three share this loop.
 
 The engine (docs/decoding.md): the committed tokens, their attention runs and a pre-allocated KV cache live
 on the model's device (`_Sequence`: prefill / peek / commit); every forward goes through
-`TtTModel.backbone_forward`, the same call training uses; logits are projected only onto the tokens a step
-may produce (`_Head`), and sampling, confidence ranking and the commit schedule are tensor operations on
-the device (`_denoise`), so the host waits only where a decision must reach Python: a text token (its event,
-a stop) and a finished block (its codes, whether the span closed). `engine="eager"` runs the previous
-engine (`ttt.generate_eager`), kept as the baseline this one is tested and measured against.
+`TtTModel.backbone_forward`, the same call training uses, or for Llama/Qwen2 backbones its lean equivalent
+(`ttt.lean_forward`), and a commit whose output nothing reads runs with the next forward; logits are
+projected only onto the tokens a step may produce (`_Head`), and sampling, confidence ranking and the
+commit schedule are tensor operations on the device (`_denoise`), so the host waits only where a decision
+must reach Python: a text token (its event, a stop) and a finished block (its codes, whether the span
+closed). `engine="eager"` runs the previous engine (`ttt.generate_eager`), kept as the baseline this one is
+tested and measured against.
 """
 from __future__ import annotations
 
@@ -236,7 +238,7 @@ def _static_cache(model: TtTModel, rows: int, capacity: int, reuse: bool) -> Cac
 
 def _eager_decoder(model: TtTModel):
     """The decoding forward to final hidden states (no LM head), not graph-captured: the lean Llama/Qwen2
-    forward (`ttt.lean_forward`: the same arithmetic in a third of the operations) where the backbone allows
+    forward (`ttt.lean_forward`: the same arithmetic in fewer operations) where the backbone allows
     it, else `TtTModel.backbone_forward`, the call training uses."""
     if LeanDecoder.unsupported(model.backbone) is None:
         lean = model.__dict__.get("_ttt_lean")
