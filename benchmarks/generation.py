@@ -173,6 +173,9 @@ def markdown(name: str, device: str, summaries: dict[str, dict], steps: list[int
             cpu = ", ".join(f"steps {k} " + cpu_cell(f"ttt_cpu_ms_per_audio_token_steps{k}") for k in steps)
             lines.append(f"host CPU time per audio code over the whole turn, eager -> fast: {cpu}; AR "
                          + cpu_cell("ar_cpu_ms_per_audio_token"))
+            if device.startswith("CPU"):  # where the fast engine defers commits (docs/decoding.md)
+                lines.append("(the ms/audio token columns time the audio spans only, and on CPU the fast engine runs "
+                             "the given text's tokens inside their forwards: the whole-turn line compares like with like)")
     return "\n".join(lines)
 
 
