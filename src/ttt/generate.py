@@ -321,8 +321,6 @@ class _GraphedDecoder(_FallbackDecoder):
         inputs, out, graph = self.graphs[key]
         for buffer, value in zip(inputs, (ids, doc, spans, pos, offset)):
             buffer.copy_(value)
-        if isinstance(self.eager, LeanDecoder):  # weights changed since the capture reach its fused copies
-            self.eager.refresh()
         graph.replay()
         return out.clone()
 

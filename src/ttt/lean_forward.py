@@ -6,7 +6,7 @@ products. A Hugging Face Qwen2 layer runs about 80 tensor operations (separate q
 embeddings by slicing and concatenating, key/value heads repeated for grouped-query attention, a cache
 update that builds an index, RMSNorm in six steps); this forward runs about 25, in the gpt-fast manner:
 
-- q, k and v come from one matrix product (their weights concatenated once), and so do gate and up;
+- q, k and v come from one matrix product (their weights concatenated once, on CPU), and so do gate and up;
 - rotary embeddings rotate q and k together, with one `roll` and a sign-folded sine (exactly
   `rotate_half`: `(-x) * s == x * (-s)` in IEEE arithmetic);
 - grouped-query attention folds each key/value head's query heads into its query rows, so one
@@ -14,8 +14,8 @@ update that builds an index, RMSNorm in six steps); this forward runs about 25, 
 - keys and values are written straight into the engine's pre-allocated cache (`StaticLayer` buffers).
 
 It reads the backbone's own modules (weights, epsilons, activation, rotary table), so it needs no weights
-of its own beyond the concatenated ones, which are rebuilt when a parameter changes (training between
-turns, `.to()`), into the same buffers so that captured CUDA graphs stay valid. `LeanDecoder.unsupported`
+of its own beyond the concatenated ones on CPU, which are refilled when a parameter changes (training
+between turns, `.to()`); on a GPU each projection reads its module's weight. `LeanDecoder.unsupported`
 says why a backbone cannot use it (another family, sliding windows, an attention other than SDPA); the
 engine then keeps the Hugging Face modules. Outputs match the Hugging Face forward to float rounding
 (tests/generate/test_lean_forward.py), and decoded tokens equal the eager engine's.
@@ -35,9 +35,10 @@ _MLP = ("gate_proj", "up_proj", "down_proj")
 
 class LeanDecoder:
     """`decoder(ids, doc, spans, pos, offset, cache)` -> final hidden states, as `TtTModel.backbone_forward(
-    ..., hidden_only=True)` computes them (the engine's decoding-forward signature)."""
+    ..., hidden_only=True)` computes them (the engine's decoding-forward signature). `fuse`: concatenate the
+    q/k/v and gate/up weights (default: when the weights are on the CPU)."""
 
-    def __init__(self, backbone: nn.Module) -> None:
+    def __init__(self, backbone: nn.Module, fuse: bool | None = None) -> None:
         why = self.unsupported(backbone)
         if why:
             raise ValueError(f"the lean decoding forward does not support this backbone: {why}")
@@ -51,6 +52,7 @@ class LeanDecoder:
             [getattr(layer.self_attn, n) for n in _ATTN] + [getattr(layer.mlp, n) for n in _MLP]
             for layer in self.body.layers
         ]
+        self.fuse = fuse
         self.fused: list[dict] = []
         self.signature: tuple = ()
 
@@ -79,9 +81,14 @@ class LeanDecoder:
         return None
 
     @torch.compiler.disable
-    def refresh(self) -> list[dict]:
+    def refresh(self) -> list[dict] | None:
         """Per layer: the concatenated qkv and gate_up weights, refilled in place when a parameter changed
-        (a CUDA graph replays without calling Python, so `_GraphedDecoder` calls this before each replay)."""
+        (training between turns, `.to()`); None off the CPU, where each projection reads its module's weight
+        (a CUDA graph makes the extra products free, and replays without calling Python, so copies there
+        would neither pay nor follow a change of the weights)."""
+        if not (self.sources[0][0].weight.device.type == "cpu" if self.fuse is None else self.fuse):
+            self.fused, self.signature = [], ()
+            return None
         params = [p for layer in self.sources for lin in layer for p in lin.parameters()]
         signature = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in params)
         if signature == self.signature:
@@ -124,9 +131,14 @@ class LeanDecoder:
             mask = mask.expand(rows, rep, new, mask.shape[-1]).reshape(rows, 1, rep * new, mask.shape[-1])
         keys_len = doc.shape[1]
         slots = pos[0]
-        for index, (layer, w, src) in enumerate(zip(body.layers, weights, self.sources)):
+        for index, (layer, src) in enumerate(zip(body.layers, self.sources)):
+            w = weights[index] if weights else None
             x = _rms_norm(h, layer.input_layernorm)
-            qkv = F.linear(x, w["qkv"], w.get("qkv_bias")).view(rows, new, nq + 2 * nkv, hd)
+            if w:
+                qkv = F.linear(x, w["qkv"], w.get("qkv_bias"))
+            else:
+                qkv = torch.cat([F.linear(x, p.weight, p.bias) for p in src[:3]], -1)
+            qkv = qkv.view(rows, new, nq + 2 * nkv, hd)
             qk = qkv[:, :, : nq + nkv]
             qk = qk * cos + qk.roll(half, -1) * sin
             q = qk[:, :, :nq].transpose(1, 2).reshape(rows, nkv, rep * new, hd)
@@ -145,7 +157,10 @@ class LeanDecoder:
             o, down = src[3], src[6]
             h = h + F.linear(out, o.weight, o.bias)
             x = _rms_norm(h, layer.post_attention_layernorm)
-            gate, up = F.linear(x, w["gate_up"], w.get("gate_up_bias")).chunk(2, -1)
+            if w:
+                gate, up = F.linear(x, w["gate_up"], w.get("gate_up_bias")).chunk(2, -1)
+            else:
+                gate, up = (F.linear(x, p.weight, p.bias) for p in src[4:6])
             h = h + F.linear(F.silu(gate) * up, down.weight, down.bias)
         return _rms_norm(h, body.norm)
 

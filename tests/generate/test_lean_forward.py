@@ -75,13 +75,14 @@ MODELS = [("qwen2", 2, {}), ("qwen2", 4, {}), ("llama", 2, {"attention_bias": Tr
 
 
 @pytest.mark.parametrize("family,kv_heads,config", MODELS, ids=lambda m: str(m))
-@pytest.mark.parametrize("window", ["prefix", "full"])
+@pytest.mark.parametrize("window,fuse", [("prefix", None), ("full", None), ("full", False)])
 @pytest.mark.parametrize("rows", [1, 2])
 @torch.no_grad()
-def test_lean_forward_equals_hugging_face_forward(base_tokenizer, family, kv_heads, config, window, rows):
+def test_lean_forward_equals_hugging_face_forward(base_tokenizer, family, kv_heads, config, window, fuse, rows):
+    """`fuse=False` with the full window is the GPU path (separate projections), run here eagerly."""
     model = random_model(base_tokenizer, family, kv_heads, **config)
     assert LeanDecoder.unsupported(model.backbone) is None
-    lean = LeanDecoder(model.backbone)
+    lean = LeanDecoder(model.backbone, fuse=fuse)
     ids, spans, pieces = steps(rows)
     want, want_cache = run(lambda *a: hf(model, *a), model, ids, spans, pieces, window)
     got, got_cache = run(lean, model, ids, spans, pieces, window)
@@ -111,7 +112,10 @@ def test_lean_forward_follows_weights_changed_in_place(base_tokenizer):
     after = lean(ids, doc, spans, pos, None, None)
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, hf(model, ids, doc, spans, pos, None, None), **CLOSE)
-    assert [w["qkv"].data_ptr() for w in lean.fused] == buffers  # refilled in place: captured graphs stay valid
+    assert [w["qkv"].data_ptr() for w in lean.fused] == buffers  # refilled in place, not reallocated
+    unfused = LeanDecoder(model.backbone, fuse=False)  # the GPU path reads the modules' weights directly
+    torch.testing.assert_close(unfused(ids, doc, spans, pos, None, None), after, **CLOSE)
+    assert unfused.fused == []
 
 
 def test_unsupported_backbones_keep_the_hugging_face_forward(make_model):
