@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from ttt.masks import dense_mask
 
 FAMILIES = ("qwen2", "llama")
+FUSE_UP_TO_BYTES = 256 * 2**20  # concatenated copies beyond this would cost memory for a gain lost in the matmuls
 _ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 _MLP = ("gate_proj", "up_proj", "down_proj")
 
@@ -36,7 +37,8 @@ _MLP = ("gate_proj", "up_proj", "down_proj")
 class LeanDecoder:
     """`decoder(ids, doc, spans, pos, offset, cache)` -> final hidden states, as `TtTModel.backbone_forward(
     ..., hidden_only=True)` computes them (the engine's decoding-forward signature). `fuse`: concatenate the
-    q/k/v and gate/up weights (default: when the weights are on the CPU)."""
+    q/k/v and gate/up weights (default: when the weights are on the CPU and the copies take at most
+    `FUSE_UP_TO_BYTES`: the saving is dispatch, which only a small model's step notices)."""
 
     def __init__(self, backbone: nn.Module, fuse: bool | None = None) -> None:
         why = self.unsupported(backbone)
@@ -52,6 +54,8 @@ class LeanDecoder:
             [getattr(layer.self_attn, n) for n in _ATTN] + [getattr(layer.mlp, n) for n in _MLP]
             for layer in self.body.layers
         ]
+        self.copy_bytes = sum(p.numel() * p.element_size() for layer in self.sources for i in (0, 1, 2, 4, 5)
+                              for p in layer[i].parameters())
         self.fuse = fuse
         self.fused: list[dict] = []
         self.signature: tuple = ()
@@ -83,10 +87,12 @@ class LeanDecoder:
     @torch.compiler.disable
     def refresh(self) -> list[dict] | None:
         """Per layer: the concatenated qkv and gate_up weights, refilled in place when a parameter changed
-        (training between turns, `.to()`); None off the CPU, where each projection reads its module's weight
-        (a CUDA graph makes the extra products free, and replays without calling Python, so copies there
-        would neither pay nor follow a change of the weights)."""
-        if not (self.sources[0][0].weight.device.type == "cpu" if self.fuse is None else self.fuse):
+        (training between turns, `.to()`); None where the weights are not fused: off the CPU each projection
+        reads its module's weight (a CUDA graph makes the extra products free, and replays without calling
+        Python, so copies there would neither pay nor follow a change of the weights), and so it does for a
+        model whose copies would pass `FUSE_UP_TO_BYTES`."""
+        on_cpu = self.sources[0][0].weight.device.type == "cpu"
+        if not (on_cpu and self.copy_bytes <= FUSE_UP_TO_BYTES if self.fuse is None else self.fuse):
             self.fused, self.signature = [], ()
             return None
         params = [p for layer in self.sources for lin in layer for p in lin.parameters()]

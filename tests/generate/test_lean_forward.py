@@ -118,6 +118,15 @@ def test_lean_forward_follows_weights_changed_in_place(base_tokenizer):
     assert unfused.fused == []
 
 
+def test_large_models_are_not_fused_by_default(base_tokenizer, monkeypatch):
+    """Concatenated copies of a large model's weights would cost memory for a gain its matmuls hide."""
+    model = random_model(base_tokenizer, "qwen2", 2)
+    assert LeanDecoder(model.backbone).refresh()  # a small model on CPU: fused
+    monkeypatch.setattr("ttt.lean_forward.FUSE_UP_TO_BYTES", 1000)
+    lean = LeanDecoder(model.backbone)
+    assert lean.refresh() is None and lean.copy_bytes > 1000
+
+
 def test_unsupported_backbones_keep_the_hugging_face_forward(make_model):
     assert "attention implementation 'eager'" in LeanDecoder.unsupported(make_model(attn="eager").backbone)
     model = make_model()
