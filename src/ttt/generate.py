@@ -13,11 +13,13 @@ models diffuse the whole response as one block; all three share this loop.
 
 The engine (docs/decoding.md): the committed tokens, their attention runs and a pre-allocated KV cache live
 on the model's device (`_Sequence`: prefill / peek / commit); every forward goes through
-`TtTModel.backbone_forward`, the same call training uses; logits are projected only onto the tokens a step
-may produce (`_Head`), and sampling, confidence ranking and the commit schedule are tensor operations on
-the device (`_denoise`), so the host waits only where a decision must reach Python: a text token (its event,
-a stop) and a finished block (its codes, whether the span closed). `engine="eager"` runs the previous
-engine (`ttt.generate_eager`), kept as the baseline this one is tested and measured against.
+`TtTModel.backbone_forward`, the same call training uses, or for Llama/Qwen2 backbones its lean equivalent
+(`ttt.lean_forward`), and a commit whose output nothing reads runs with the next forward; logits are
+projected only onto the tokens a step may produce (`_Head`), and sampling, confidence ranking and the
+commit schedule are tensor operations on the device (`_denoise`), so the host waits only where a decision
+must reach Python: a text token (its event, a stop) and a finished block (its codes, whether the span
+closed). `engine="eager"` runs the previous engine (`ttt.generate_eager`), kept as the baseline this one is
+tested and measured against.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from torch import nn
 from transformers.cache_utils import Cache, StaticLayer
 
 from ttt.config import GenerationConfig
+from ttt.lean_forward import LeanDecoder
 from ttt.model import TtTModel
 
 log = logging.getLogger(__name__)
@@ -108,6 +111,11 @@ class _Sequence:
     `ids`/`spans` hold `capacity` slots: the first `length` are committed, the block being decoded sits
     right after them (a peek writes its keys/values there and then rewinds the cache, so the next step
     overwrites them; a commit keeps them and advances `length`).
+
+    A commit whose hidden state nobody reads (a forced text token, an audio opener, a block the span goes on
+    after) can be deferred (`commit_block(..., defer=True)`): its tokens are written but run with the next
+    forward, which then covers `computed:length` before its own block. Same mask, same keys/values, one
+    forward (one read of the weights) fewer. Only where shapes may vary (not with a fixed-shape window).
     """
 
     def __init__(
@@ -122,6 +130,8 @@ class _Sequence:
         self.spans = torch.zeros(n_rows, capacity, dtype=torch.long, device=dev)
         self.positions = torch.arange(capacity, device=dev)
         self.length = 0
+        self.computed = 0  # committed tokens whose keys/values are in the cache (`length` less deferred ones)
+        self.deferred = 0  # commits folded into a later forward
         self.cache = _static_cache(model, n_rows, capacity, self.full_window) if use_cache else None
         self.eager = _eager_decoder(model)
         self.decoder = _decoder(model, compile, dynamic=not self.full_window) if use_cache else self.eager
@@ -137,19 +147,25 @@ class _Sequence:
     def capacity(self) -> int:
         return self.ids.shape[1]
 
-    def _forward(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
-        """Final hidden states (rows, new, H) of `ids` placed after the committed tokens."""
-        new = ids.shape[1]
-        start, end = self.length, self.length + new
+    def _write(self, ids: torch.Tensor, spans: torch.Tensor) -> int:
+        """Place `ids` after the committed tokens; returns where they end."""
+        start, end = self.length, self.length + ids.shape[1]
         if end > self.capacity:
             raise RuntimeError(f"decoding needs {end} positions but the cache holds {self.capacity}")
         self.ids[:, start:end] = ids
         self.spans[:, start:end] = spans
+        return end
+
+    def _forward(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+        """Final hidden states (rows, new, H) of `ids` placed after the committed tokens (deferred ones run
+        first, in the same forward)."""
+        end = self._write(ids, spans)
+        new, start = ids.shape[1], self.computed
         rows = self.ids.shape[0]
         if self.cache is None:  # recompute everything, as a check on the cache
             doc = torch.zeros(rows, end, dtype=torch.long, device=ids.device)
             pos = self.positions[:end].expand(rows, -1)
-            return self.decoder(self.ids[:, :end], doc, self.spans[:, :end], pos, None, None)[:, start:]
+            return self.decoder(self.ids[:, :end], doc, self.spans[:, :end], pos, None, None)[:, -new:]
         pos = self.positions[start:end].expand(rows, -1)
         decoder = self.decoder if start else self.eager  # the prompt's length varies: no graph for it
         if self.full_window:  # fixed shapes: every slot is a key, unwritten ones belong to no document
@@ -159,7 +175,7 @@ class _Sequence:
         for layer in self.cache.layers:
             layer.visible = end
         doc = torch.zeros(rows, end, dtype=torch.long, device=ids.device)
-        return decoder(ids, doc, self.spans[:, :end], pos, None, self.cache)
+        return decoder(self.ids[:, start:end], doc, self.spans[:, :end], pos, None, self.cache)[:, -new:]
 
     def peek(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """Hidden states of a block against the prefix; the cache is left as it was."""
@@ -167,7 +183,8 @@ class _Sequence:
         hidden = self._forward(ids, spans)
         if self.cache is not None:
             self.cache.crop(-ids.shape[1])
-        self.log.append(("peek", ids.shape[1], time.perf_counter() - t0))
+        self.log.append(("peek", self.length + ids.shape[1] - self.computed, time.perf_counter() - t0))
+        self.computed = self.length
         return hidden
 
     def commit(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
@@ -176,8 +193,9 @@ class _Sequence:
         if self.blind_uncond is not None:  # the unguided row sees only masks before the block it denoises
             ids = torch.cat([ids[:1], torch.full_like(ids[1:], self.blind_uncond)])
         hidden = self._forward(ids, spans)[0, -1]
-        self.log.append(("commit", ids.shape[1], time.perf_counter() - t0))
         self.length += ids.shape[1]
+        self.log.append(("commit", self.length - self.computed, time.perf_counter() - t0))
+        self.computed = self.length
         return hidden
 
     def run_ids(self, length: int, advance: bool = True) -> torch.Tensor:
@@ -186,10 +204,15 @@ class _Sequence:
         self.next_run += advance
         return run
 
-    def commit_block(self, block: torch.Tensor, run: bool = True) -> torch.Tensor:
-        """Commit a 1-D block (as its own attention run, or causal text); returns row 0's last hidden state."""
+    def commit_block(self, block: torch.Tensor, run: bool = True, defer: bool = False) -> torch.Tensor | None:
+        """Commit a 1-D block (as its own attention run, or causal text); returns row 0's last hidden state,
+        or None if `defer` and this sequence defers (the block then runs with the next forward)."""
         rows = block.expand(self.ids.shape[0], -1)
         spans = self.run_ids(block.numel()) if run else torch.zeros_like(rows)
+        if defer and not self.full_window:
+            self.length = self._write(rows, spans)
+            self.deferred += 1
+            return None
         return self.commit(rows, spans)
 
 
@@ -218,7 +241,14 @@ def _static_cache(model: TtTModel, rows: int, capacity: int, reuse: bool) -> Cac
 
 
 def _eager_decoder(model: TtTModel):
-    """The decoding forward: `TtTModel.backbone_forward` to final hidden states (no LM head)."""
+    """The decoding forward to final hidden states (no LM head), not graph-captured: the lean Llama/Qwen2
+    forward (`ttt.lean_forward`: the same arithmetic in fewer operations) where the backbone allows
+    it, else `TtTModel.backbone_forward`, the call training uses."""
+    if LeanDecoder.unsupported(model.backbone) is None:
+        lean = model.__dict__.get("_ttt_lean")
+        if lean is None or lean.body is not model.backbone.get_decoder():
+            lean = model.__dict__["_ttt_lean"] = LeanDecoder(model.backbone)
+        return lean
 
     def decoder(ids, doc, spans, pos, offset, cache):
         return model.backbone_forward(ids, doc, spans, pos, q_offset=offset, cache=cache, hidden_only=True)
@@ -647,15 +677,19 @@ class Generation:
             if not self._fits(token):
                 return
             r.token_ids.append(token)
-            hidden = self.seq.commit_block(self._block([token]), run=False)
-            if token not in (v.begin_of_audio, v.begin_of_last_span):
+            opens = token in (v.begin_of_audio, v.begin_of_last_span)
+            unread = (opens and self.model.config.mode != "ar") or (bool(forced) and not opens)  # by the next step
+            hidden = self.seq.commit_block(self._block([token]), run=False, defer=unread)
+            if not opens:
                 yield self._text(token)
                 continue
-            hidden = yield from self._audio_span(hidden, token == v.begin_of_last_span)
+            hidden = yield from self._audio_span(hidden, token == v.begin_of_last_span, unread_after=bool(forced))
 
-    def _audio_span(self, hidden: torch.Tensor, last: bool) -> Generator[AudioSpan, None, torch.Tensor]:
+    def _audio_span(
+        self, hidden: torch.Tensor | None, last: bool, unread_after: bool = False
+    ) -> Generator[AudioSpan, None, torch.Tensor | None]:
         """One audio span (codes + closing token), yielded as it is committed; returns the hidden state after
-        it.
+        it (None if `unread_after`: the caller's next token is forced, so that commit may be deferred).
 
         Forward passes and compute time are counted per piece, so the consumer's time between pieces
         (vocoding, playback) is not charged to audio generation."""
@@ -671,25 +705,25 @@ class Generation:
             if self.model.config.mode == "ar":
                 token = closer if n_codes >= cap else int(head.token(torch.tensor(_sample(head(hidden), cfg, self.generator))))
                 tokens = [token]
-                hidden = seq.commit_block(self._block(tokens), run=False)
                 closed = token == closer
+                hidden = seq.commit_block(self._block(tokens), run=False, defer=closed and unread_after)
             elif not last:
                 block = torch.full((chunk + 1,), v.mask, device=self.model.device)
                 block[-1] = closer
                 filled = self._denoise(block, head, None)
-                hidden, closed = seq.commit_block(filled), True
+                hidden, closed = seq.commit_block(filled, defer=unread_after), True
                 tokens = filled.tolist()
             else:
                 block = torch.full((min(cfg.block_length, cap - n_codes),), v.mask, device=self.model.device)
                 filled = self._denoise(block, head, closer)
-                hidden = seq.commit_block(filled)
                 tokens = filled.tolist()
                 closed = tokens[-1] == closer
+                hidden = seq.commit_block(filled, defer=unread_after or not closed)  # a next block reads no hidden
                 if not closed and n_codes + len(tokens) >= cap:
                     if cap < cfg.max_last_span:
                         self._context_full()
                     tokens.append(closer)
-                    hidden, closed = seq.commit_block(self._block([closer]), run=False), True
+                    hidden, closed = seq.commit_block(self._block([closer]), run=False, defer=unread_after), True
             n_codes += sum(t != closer for t in tokens)
             r.audio_forward_passes += seq.forwards - before
             r.audio_wall_seconds += time.perf_counter() - t0

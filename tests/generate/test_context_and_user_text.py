@@ -70,7 +70,7 @@ def test_a_turn_that_ends_inside_the_context_is_not_flagged(make_model, caplog):
 def test_text_to_speak_that_cannot_fit_is_refused_before_any_work(small_context):
     model = small_context
     calls = []
-    model.backbone.register_forward_hook(lambda *a: calls.append(1))
+    model.backbone.get_input_embeddings().register_forward_hook(lambda *a: calls.append(1))  # any forward's first step
     with pytest.raises(ValueError, match="the text to speak is too long for this model: .* context holds 64"):
         generate(model, _user("seven plus four"), force_text="seven plus four is eleven " * 5)
     assert calls == [], "refused before the first forward pass"

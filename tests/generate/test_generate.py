@@ -155,7 +155,8 @@ def test_nar_steps_keep_the_blockwise_rate():
 
 def test_classifier_free_guidance_runs_two_rows(trained):
     rows = []
-    hook = trained.backbone.get_decoder().register_forward_hook(lambda m, a, kw, out: rows.append(kw["input_ids"].shape[0]), with_kwargs=True)
+    # every decoding forward (the lean one or the Hugging Face modules) embeds its rows first
+    hook = trained.backbone.get_input_embeddings().register_forward_hook(lambda m, a, out: rows.append(a[0].shape[0]))
     try:
         guided = generate(trained, prompt(LONG), max_new_tokens=80, cfg_scale=1.5)
         nocache = generate(trained, prompt(LONG), max_new_tokens=80, cfg_scale=1.5, use_cache=False)
