@@ -190,13 +190,18 @@ class _Sequence:
     def commit(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
         """Append clean tokens (their keys/values enter the cache); returns row 0's last hidden state."""
         t0 = time.perf_counter()
-        if self.blind_uncond is not None:  # the unguided row sees only masks before the block it denoises
-            ids = torch.cat([ids[:1], torch.full_like(ids[1:], self.blind_uncond)])
-        hidden = self._forward(ids, spans)[0, -1]
+        hidden = self._forward(self._blinded(ids), spans)[0, -1]
         self.length += ids.shape[1]
         self.log.append(("commit", self.length - self.computed, time.perf_counter() - t0))
         self.computed = self.length
         return hidden
+
+    def _blinded(self, ids: torch.Tensor) -> torch.Tensor:
+        """Committed ids as each row keeps them: with `blind_uncond`, the unguided row sees only masks
+        before the block it denoises."""
+        if self.blind_uncond is None:
+            return ids
+        return torch.cat([ids[:1], torch.full_like(ids[1:], self.blind_uncond)])
 
     def run_ids(self, length: int, advance: bool = True) -> torch.Tensor:
         """Span ids for a new block: one fresh attention run (`advance=False` for a peek at it)."""
@@ -210,7 +215,7 @@ class _Sequence:
         rows = block.expand(self.ids.shape[0], -1)
         spans = self.run_ids(block.numel()) if run else torch.zeros_like(rows)
         if defer and not self.full_window:
-            self.length = self._write(rows, spans)
+            self.length = self._write(self._blinded(rows), spans)
             self.deferred += 1
             return None
         return self.commit(rows, spans)
