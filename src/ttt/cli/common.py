@@ -25,6 +25,7 @@ DECODING_FLAGS = {
     "--stop-threshold": "stop_threshold", "--max-new-tokens": "max_new_tokens", "--temperature": "temperature",
     "--top-k": "top_k", "--top-p": "top_p", "--threshold": "threshold",
     "--diffusion-temperature": "diffusion_temperature", "--cfg-scale": "cfg_scale", "--seed": "seed",
+    "--final-span": "final_span",
 }
 
 
@@ -90,6 +91,9 @@ def decoding_arguments(p: argparse.ArgumentParser) -> None:
                                                                "(default: 0, greedy)")
     p.add_argument("--cfg-scale", type=float, help="audio: classifier-free guidance scale (default: 0, off)")
     p.add_argument("--seed", type=int, help="sampling seed (default: the model's, else 0)")
+    p.add_argument("--final-span", choices=("cached", "official"),
+                   help="final span's earlier blocks: cached (attended causally) or official (re-run with each "
+                        "new block as one bidirectional run; default: the model's, else cached)")
     p.set_defaults(quiet=True, precheck=decoding)
 
 
