@@ -17,6 +17,8 @@ from ttt.fields import check_types, convert, from_mapping
 MODES = ("ttt", "ar", "nar")
 CFG_CONTEXTS = ("prompt", "all")  # GenerationConfig.cfg_context
 SST_SCOPES = ("example", "message")  # TtTConfig.sst_scope
+FINAL_SPAN_ATTENTION = ("bidirectional", "block_causal")  # TtTConfig.final_span_attention (training)
+FINAL_SPAN_DECODING = ("cached", "official")  # GenerationConfig.final_span (decoding)
 CONFIG_NAME = "ttt_config.json"
 DECODING_FILE = "decoding.json"  # a model directory's recommended GenerationConfig fields
 
@@ -55,6 +57,12 @@ class TtTConfig:
     eps: float = 1e-3  # lower bound of the masking probability t ~ U(eps, 1]
     bidirectional_input_audio: bool = True  # user audio attends to itself both ways (as the reference; False: causal)
     max_length: int | None = None  # tokens per packed row (None: no packing limit)
+    # How the final span (codes + closing token + end padding) attends: "bidirectional" is one run, as the
+    # reference trains it; "block_causal" cuts it into runs of `block_length` positions counted from its
+    # first code (both ways inside a block, causal across blocks, as BD3-LM / Fast-dLLM v2), which is exactly
+    # what cached block-wise decoding shows the model (docs/decoding.md, "The final span's attention")
+    final_span_attention: str = "bidirectional"
+    block_length: int = 26  # positions per block under "block_causal"; decoding must use the same block_length
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -75,6 +83,14 @@ class TtTConfig:
             raise ValueError(f"last_span_pad must be >= 0, got {self.last_span_pad}")
         if self.audio_codebook_size <= 0 or self.text_chunk <= 0 or self.audio_chunk <= 0:
             raise ValueError("audio_codebook_size, text_chunk and audio_chunk must be positive")
+        if self.final_span_attention not in FINAL_SPAN_ATTENTION:
+            raise ValueError(
+                f"final_span_attention must be one of {FINAL_SPAN_ATTENTION}, got {self.final_span_attention!r}")
+        if self.block_length <= 0:
+            raise ValueError(f"block_length must be positive, got {self.block_length}")
+        if self.final_span_attention == "block_causal" and self.mode != "ttt":
+            raise ValueError(f"final_span_attention='block_causal' needs mode 'ttt' (got mode {self.mode!r}: "
+                             "it has no diffused final span)")
 
     def save(self, directory: str | Path) -> None:
         Path(directory, CONFIG_NAME).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -127,6 +143,11 @@ class GenerationConfig:
     engine: str = "fast"  # "fast" (device-side, static cache) or "eager" (the previous engine, for comparison)
     compile: str | None = None  # "graphs", "inductor" or "none" (see above); None: graphs on CUDA, else none
     sync_every_step: bool | None = None  # check after each denoising step if a block is done; None: on CPU only
+    # how a final-span block sees the span's earlier blocks: "cached" (each committed block enters the KV
+    # cache; later blocks attend it causally, exact for a block_causal-trained model) or "official" (the
+    # span's earlier blocks are re-run with each new block as one bidirectional run, as the reference
+    # inference's full recompute does and as bidirectional training shows the span; fast engine only)
+    final_span: str = "cached"
 
     def __post_init__(self) -> None:
         check_types(self)
@@ -157,10 +178,19 @@ class GenerationConfig:
             raise ValueError(f"engine must be 'fast' or 'eager', got {self.engine!r}")
         if self.compile not in (None, "none", "graphs", "inductor"):
             raise ValueError(f"compile must be 'graphs', 'inductor' or 'none', got {self.compile!r}")
+        if self.final_span not in FINAL_SPAN_DECODING:
+            raise ValueError(f"final_span must be one of {FINAL_SPAN_DECODING}, got {self.final_span!r}")
+        if self.final_span == "official" and self.engine == "eager":
+            raise ValueError("final_span='official' is implemented in the fast engine only (engine='fast')")
 
-    def check(self, audio_chunk: int) -> None:
-        """What only a model can tell: each step must commit at least one token of the smaller block."""
+    def check(self, audio_chunk: int, model: TtTConfig | None = None) -> None:
+        """What only a model can tell: each step must commit at least one token of the smaller block, and a
+        model trained with block-causal final spans is decoded in the blocks it was trained on."""
         self.__post_init__()  # fields may have been changed since construction (dataclasses.replace re-runs it)
+        if model is not None and model.final_span_attention == "block_causal" and self.block_length != model.block_length:
+            raise ValueError(
+                f"block_length {self.block_length}: this model was trained with block-causal final spans of "
+                f"{model.block_length} codes (ttt_config block_length); decode it with block_length {model.block_length}")
         if self.steps > min(self.block_length, audio_chunk):
             raise ValueError(
                 f"steps ({self.steps}) > tokens per block ({min(self.block_length, audio_chunk)}): "

@@ -6,7 +6,10 @@ until a committed `<|end_of_audio_span_last|>` ends the span. Each step commits 
 predictions (LLaDA low-confidence remasking; or all above `threshold`, Fast-dLLM style). A block attends
 to itself both ways and to the cached prefix; denoising steps never advance the cache, and a finished block
 is run once more, clean, to append its keys/values — the cache is exact because the prefix never attends
-forward. Each committed block is its own attention run (block-wise generation sees no later block).
+forward. Each committed block is its own attention run (block-wise generation sees no later block), so
+inside the final span attention is block-causal: exact for a model trained that way
+(`TtTConfig.final_span_attention="block_causal"`); `final_span="official"` instead re-runs the span's
+earlier blocks with each new block as one run, as the reference inference (and bidirectional training) has it.
 
 Models trained with `mode="ar"` decode audio token by token (one forward per code) and `mode="nar"`
 models diffuse the whole response as one block; all three share this loop.
@@ -156,9 +159,10 @@ class _Sequence:
         self.spans[:, start:end] = spans
         return end
 
-    def _forward(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, spans: torch.Tensor, eager: bool = False) -> torch.Tensor:
         """Final hidden states (rows, new, H) of `ids` placed after the committed tokens (deferred ones run
-        first, in the same forward)."""
+        first, in the same forward); `eager` skips the graphed/compiled forward (for lengths that change
+        every block, which would each need their own)."""
         end = self._write(ids, spans)
         new, start = ids.shape[1], self.computed
         rows = self.ids.shape[0]
@@ -167,7 +171,7 @@ class _Sequence:
             pos = self.positions[:end].expand(rows, -1)
             return self.decoder(self.ids[:, :end], doc, self.spans[:, :end], pos, None, None)[:, -new:]
         pos = self.positions[start:end].expand(rows, -1)
-        decoder = self.decoder if start else self.eager  # the prompt's length varies: no graph for it
+        decoder = self.decoder if start and not eager else self.eager  # the prompt's length varies: no graph for it
         if self.full_window:  # fixed shapes: every slot is a key, unwritten ones belong to no document
             doc = torch.where(self.positions < end, 0, -1).expand(rows, -1)
             offset = self.positions[start]
@@ -177,20 +181,20 @@ class _Sequence:
         doc = torch.zeros(rows, end, dtype=torch.long, device=ids.device)
         return decoder(self.ids[:, start:end], doc, self.spans[:, :end], pos, None, self.cache)[:, -new:]
 
-    def peek(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    def peek(self, ids: torch.Tensor, spans: torch.Tensor, eager: bool = False) -> torch.Tensor:
         """Hidden states of a block against the prefix; the cache is left as it was."""
         t0 = time.perf_counter()
-        hidden = self._forward(ids, spans)
+        hidden = self._forward(ids, spans, eager)
         if self.cache is not None:
             self.cache.crop(-ids.shape[1])
         self.log.append(("peek", self.length + ids.shape[1] - self.computed, time.perf_counter() - t0))
         self.computed = self.length
         return hidden
 
-    def commit(self, ids: torch.Tensor, spans: torch.Tensor) -> torch.Tensor:
+    def commit(self, ids: torch.Tensor, spans: torch.Tensor, eager: bool = False) -> torch.Tensor:
         """Append clean tokens (their keys/values enter the cache); returns row 0's last hidden state."""
         t0 = time.perf_counter()
-        hidden = self._forward(self._blinded(ids), spans)[0, -1]
+        hidden = self._forward(self._blinded(ids), spans, eager)[0, -1]
         self.length += ids.shape[1]
         self.log.append(("commit", self.length - self.computed, time.perf_counter() - t0))
         self.computed = self.length
@@ -209,7 +213,8 @@ class _Sequence:
         self.next_run += advance
         return run
 
-    def commit_block(self, block: torch.Tensor, run: bool = True, defer: bool = False) -> torch.Tensor | None:
+    def commit_block(self, block: torch.Tensor, run: bool = True, defer: bool = False,
+                     eager: bool = False) -> torch.Tensor | None:
         """Commit a 1-D block (as its own attention run, or causal text); returns row 0's last hidden state,
         or None if `defer` and this sequence defers (the block then runs with the next forward)."""
         rows = block.expand(self.ids.shape[0], -1)
@@ -218,7 +223,7 @@ class _Sequence:
             self.length = self._write(self._blinded(rows), spans)
             self.deferred += 1
             return None
-        return self.commit(rows, spans)
+        return self.commit(rows, spans, eager)
 
 
 def _static_shapes(device: torch.device, compile: str) -> bool:
@@ -421,8 +426,13 @@ def _denoise(
     cfg: GenerationConfig,
     generator: torch.Generator,
     sync_every_step: bool,
+    earlier: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fill the masks of a 1-D block; returns it cut after the first committed `stop_id` (if any).
+
+    `earlier` (committed tokens not in the cache) are run before the block, in its attention run, at every
+    step: the final span's earlier blocks under `final_span="official"`. Those forwards run eagerly, as
+    their length grows block by block (no CUDA graph or compiled shape for each).
 
     A stop token may only be committed once every position before it is filled, so confidence ranking
     can never end a span ahead of the codes it follows; and masks after the first predicted stop are
@@ -440,7 +450,7 @@ def _denoise(
     dev = block.device
     live = torch.ones(length, dtype=torch.bool, device=dev)
     stop_row = head.local(stop_id) if stop_id is not None else None
-    run = seq.run_ids(length, advance=False)
+    run = seq.run_ids(length + (0 if earlier is None else earlier.numel()), advance=False)
     arange = torch.arange(length, device=dev)
     done = 0
     while True:
@@ -448,7 +458,9 @@ def _denoise(
         must_check = sync_every_step or done >= cfg.steps or cfg.threshold is not None
         if must_check and not bool(masked.any()):
             return block[live]
-        logits = head(seq.peek(block.expand(seq.ids.shape[0], -1), run))
+        ids = block if earlier is None else torch.cat([earlier, block])
+        hidden = seq.peek(ids.expand(seq.ids.shape[0], -1), run, eager=earlier is not None and earlier.numel() > 0)
+        logits = head(hidden[:, -length:])
         if logits.shape[0] == 2:
             logits = logits[1] + (1.0 + cfg.cfg_scale) * (logits[0] - logits[1])
         else:
@@ -528,7 +540,7 @@ class Generation:
 
     def __init__(self, model: TtTModel, messages: list[dict], **kwargs) -> None:
         cfg = GenerationConfig(**kwargs)
-        cfg.check(model.config.audio_chunk)
+        cfg.check(model.config.audio_chunk, model.config)
         self.model, self.cfg, self.vocab = model, cfg, model.vocab
         dev = model.device
         self.generator = torch.Generator(device=dev).manual_seed(cfg.seed)
@@ -703,6 +715,10 @@ class Generation:
         closer = v.end_of_last_span if last else v.end_of_span
         head = self.heads["codes_or_stop" if last else "codes"]
         cap = min(cfg.max_last_span, int(self.context - seq.length - 2)) if last else chunk
+        # final_span="official": the span's blocks stay out of the cache until it closes, and are re-run with
+        # each new block as one run; then the whole span enters the cache as one run (as training lays it out)
+        official = last and cfg.final_span == "official"
+        span = torch.zeros(0, dtype=torch.long, device=self.model.device)
         r.audio_spans.append([])
         n_codes, closed, pending = 0, False, []
         while not closed:
@@ -720,15 +736,23 @@ class Generation:
                 tokens = filled.tolist()
             else:
                 block = torch.full((min(cfg.block_length, cap - n_codes),), v.mask, device=self.model.device)
-                filled = self._denoise(block, head, closer)
+                filled = self._denoise(block, head, closer, earlier=span if official else None)
                 tokens = filled.tolist()
                 closed = tokens[-1] == closer
-                hidden = seq.commit_block(filled, defer=unread_after or not closed)  # a next block reads no hidden
+                if official:
+                    span = torch.cat([span, filled])
+                else:
+                    hidden = seq.commit_block(filled, defer=unread_after or not closed)  # a next block reads no hidden
                 if not closed and n_codes + len(tokens) >= cap:
                     if cap < cfg.max_last_span:
                         self._context_full()
                     tokens.append(closer)
-                    hidden, closed = seq.commit_block(self._block([closer]), run=False, defer=unread_after), True
+                    if official:
+                        span, closed = torch.cat([span, self._block([closer])]), True
+                    else:
+                        hidden, closed = seq.commit_block(self._block([closer]), run=False, defer=unread_after), True
+                if official and closed:
+                    hidden = seq.commit_block(span, defer=unread_after, eager=True)
             n_codes += sum(t != closer for t in tokens)
             r.audio_forward_passes += seq.forwards - before
             r.audio_wall_seconds += time.perf_counter() - t0
@@ -739,8 +763,9 @@ class Generation:
                 pending = []
         return hidden
 
-    def _denoise(self, block: torch.Tensor, head: _Head, stop_id: int | None, cfg: GenerationConfig | None = None):
-        return _denoise(self.seq, block, head, stop_id, cfg or self.cfg, self.generator, self.sync_every_step)
+    def _denoise(self, block: torch.Tensor, head: _Head, stop_id: int | None, cfg: GenerationConfig | None = None,
+                 earlier: torch.Tensor | None = None):
+        return _denoise(self.seq, block, head, stop_id, cfg or self.cfg, self.generator, self.sync_every_step, earlier)
 
     def _nar(self) -> Iterator[TextDelta | AudioSpan]:
         """NAR baseline: the whole response is one diffused block that ends at a committed `<|im_end|>`.
@@ -782,7 +807,7 @@ def generate_batch(model: TtTModel, conversations: list[list[dict]], **kwargs) -
     `forward_passes` counts the batch's forwards.
     """
     cfg = GenerationConfig(**kwargs)
-    cfg.check(model.config.audio_chunk)
+    cfg.check(model.config.audio_chunk, model.config)
     if (cfg.force_text or cfg.cfg_scale > 0 or cfg.engine != "fast" or not cfg.use_cache
             or model.config.mode not in ("ttt", "ar") or len(conversations) < 2):
         return [generate(model, conversation, **kwargs) for conversation in conversations]

@@ -172,7 +172,7 @@ class EagerGeneration:
 
     def __init__(self, model: TtTModel, messages: list[dict], **kwargs) -> None:
         cfg = GenerationConfig(**kwargs)
-        cfg.check(model.config.audio_chunk)
+        cfg.check(model.config.audio_chunk, model.config)
         self.model, self.cfg, self.vocab = model, cfg, model.vocab
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.result = GenerationResult("", [], [])

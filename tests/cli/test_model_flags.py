@@ -128,3 +128,12 @@ def test_asr_is_quiet_by_default_and_verbose_with_v():
     verbose = subprocess.run([*argv[:3], "-v", *argv[3:]], capture_output=True, text=True, env=_env(), timeout=300)
     assert verbose.returncode == 0 and verbose.stdout == quiet.stdout
     assert "Loading weights" in verbose.stderr and " INFO ttt." in verbose.stderr
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_final_span_flag_is_a_decoding_flag(command, capsys):
+    args = build_parser().parse_args([command, *MODEL_COMMANDS[command], "--final-span", "official"])
+    assert decoding(args)["final_span"] == "official"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, *MODEL_COMMANDS[command], "--final-span", "bidirectional"])
+    assert "invalid choice: 'bidirectional'" in capsys.readouterr().err

@@ -1,5 +1,9 @@
 """A deliberately plain reference decoder for tests: greedy TtT decoding that recomputes the whole
-sequence with the dense training mask for every forward (no cache, no shared code with the engine's loop)."""
+sequence with the dense training mask for every forward (no cache, no shared code with the engine's loop).
+
+`final_span="cached"` gives each final-span block its own attention run (what a KV cache of committed
+blocks shows the model); `"official"` keeps the whole final span one run, its earlier blocks recomputed with
+each new block, as the reference inference does."""
 from __future__ import annotations
 
 import math
@@ -19,11 +23,12 @@ def _logits(model, ids: list[int], spans: list[int], n: int) -> torch.Tensor:
     return out.logits[0, -n:].double()
 
 
-def _fill(model, ids, spans, run, block, allowed, stop, steps):
+def _fill(model, ids, spans, run, block, allowed, stop, steps, earlier=()):
     mask = model.vocab.mask
     left = steps
+    earlier = list(earlier)
     while mask in block:
-        lg = _logits(model, ids + block, spans + [run] * len(block), len(block))
+        lg = _logits(model, ids + earlier + block, spans + [run] * (len(earlier) + len(block)), len(block))
         lg[:, ~allowed] = -math.inf
         pred = lg.argmax(-1)
         conf = lg.softmax(-1).gather(-1, pred[:, None]).squeeze(-1)
@@ -45,7 +50,9 @@ def _fill(model, ids, spans, run, block, allowed, stop, steps):
 
 
 @torch.no_grad()
-def reference_generate(model, messages, max_new_tokens: int, block_length: int, steps: int) -> list[int]:
+def reference_generate(
+    model, messages, max_new_tokens: int, block_length: int, steps: int, final_span: str = "cached"
+) -> list[int]:
     v = model.vocab
     prompt = model.formatter.encode_prompt(messages)
     ids, spans = prompt.input_ids.tolist(), prompt.span.tolist()
@@ -71,9 +78,17 @@ def reference_generate(model, messages, max_new_tokens: int, block_length: int, 
         elif tok == v.begin_of_last_span:
             allowed = codes.clone()
             allowed[v.end_of_last_span] = True
+            span: list[int] = []
             while True:
-                block = _fill(model, ids, spans, run, [v.mask] * block_length, allowed, v.end_of_last_span, steps)
-                ids, spans, run, out = ids + block, spans + [run] * len(block), run + 1, out + block
+                earlier = span if final_span == "official" else []
+                block = _fill(model, ids, spans, run, [v.mask] * block_length, allowed, v.end_of_last_span, steps,
+                              earlier)
+                out += block
+                if final_span == "official":
+                    span += block
+                else:
+                    ids, spans, run = ids + block, spans + [run] * len(block), run + 1
                 if block[-1] == v.end_of_last_span:
                     break
+            ids, spans, run = ids + span, spans + [run] * len(span), run + 1
     return out

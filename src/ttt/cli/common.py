@@ -21,7 +21,7 @@ DECODING_FLAGS = {
     "--stop-threshold": "stop_threshold", "--max-new-tokens": "max_new_tokens", "--temperature": "temperature",
     "--top-k": "top_k", "--top-p": "top_p", "--threshold": "threshold",
     "--diffusion-temperature": "diffusion_temperature", "--cfg-scale": "cfg_scale", "--cfg-context": "cfg_context",
-    "--seed": "seed", "--nar-length": "nar_length",
+    "--seed": "seed", "--nar-length": "nar_length", "--final-span": "final_span",
 }
 
 
@@ -91,6 +91,9 @@ def decoding_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="sampling seed (default: the model's, else 0)")
     p.add_argument("--nar-length", type=int, help="NAR-baseline models only: tokens in the one response block "
                                                    "(default: --max-new-tokens)")
+    p.add_argument("--final-span", choices=("cached", "official"),
+                   help="final span's earlier blocks: cached (attended causally) or official (re-run with each "
+                        "new block as one bidirectional run; default: the model's, else cached)")
     p.set_defaults(quiet=True, precheck=decoding)
 
 

@@ -47,6 +47,24 @@ def _nar_runs(trainable: torch.Tensor, doc: torch.Tensor) -> torch.Tensor:
     return torch.where(trainable, start.long().cumsum(1), 0)
 
 
+def final_span_blocks(span: torch.Tensor, modality: torch.Tensor, block_length: int) -> torch.Tensor:
+    """Run ids of one example with each final span's run cut into runs of `block_length` positions.
+
+    Blocks count from the span's first code, as decoding cuts them: the closing token and the end padding
+    after it (`SPAN_PAD`) fall in the block their position gives. Other runs keep their extent; all runs
+    are renumbered 1, 2, ... in order (ids stay unique within the example). Used for
+    `TtTConfig.final_span_attention="block_causal"`; PPM then treats each block as a span of its own, so it
+    may keep a final span's earlier blocks clean, as decoding has committed them."""
+    span = span.long()
+    where = torch.arange(span.numel())
+    previous = torch.nn.functional.pad(span, (1, 0))[:-1]
+    starts = (span > 0) & (span != previous)
+    run_start = torch.cummax(torch.where(starts, where, 0), 0).values
+    final = (modality == Modality.LAST_SPAN) | (modality == Modality.SPAN_PAD)
+    new_run = starts | (final & ((where - run_start) % block_length == 0))
+    return torch.where(span > 0, new_run.long().cumsum(0), 0).to(torch.int32)
+
+
 def collate(
     examples: list,
     formatter: Formatter,
@@ -66,6 +84,12 @@ def collate(
             encoded = [pad_last_span(ex, config, formatter.vocab, generator) for ex in encoded]
     elif train and config.mode == "nar":
         encoded = [pad_last_span(ex, config, formatter.vocab, generator) for ex in encoded]
+    if config.final_span_attention == "block_causal":
+        encoded = [
+            EncodedExample(ex.input_ids, ex.modality, final_span_blocks(ex.span, ex.modality, config.block_length),
+                           ex.trainable, ex.meta)
+            for ex in encoded
+        ]
     if config.max_length is not None:
         long = [i for i, ex in enumerate(encoded) if len(ex) > config.max_length]
         if long:
