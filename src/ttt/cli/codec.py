@@ -17,7 +17,7 @@ def register(subparsers) -> None:
     train.add_argument("--data", nargs="+", required=True, metavar="AUDIO_JSONL", help="audio_*.jsonl files ({'audio', 'text', 'voice'} rows)")
     train.add_argument("--out", required=True, type=Path, help="folder to write config.json + model.safetensors")
     train.add_argument("--features", choices=["whisper", "logmel"], default="whisper")
-    train.add_argument("--pool", type=int, default=4, help="50 Hz frames per code (4 -> 12.5 codes/s, 2 -> 25)")
+    train.add_argument("--pool", type=int, default=2, help="50 Hz frames per code (2 -> 25 codes/s, the shipped codec's; 4 -> 12.5)")
     train.add_argument("--codebook-size", type=int, default=1024)
     train.add_argument("--steps", type=int, default=2000, help="decoder training steps")
     train.add_argument("--target-voice", default="piper", help="voice-name prefix the decoder renders")
