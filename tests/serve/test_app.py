@@ -47,6 +47,8 @@ def test_health_model_info_and_page(client):
     knobs = {k["name"]: k for k in info["settings"]}
     assert {"steps", "temperature", "top_p", "cfg_scale", "stop_threshold"} <= set(knobs)
     assert knobs["steps"]["value"] == 4 and knobs["stop_threshold"]["value"] is None
+    assert knobs["final_span"]["choices"] == ["cached", "official"] and knobs["final_span"]["value"] == "cached"
+    assert knobs["cfg_context"]["choices"] == ["prompt", "all"] and knobs["steps"]["choices"] is None
     assert info["limits"]["max_upload_bytes"] == 200_000 and info["codec"]["sample_rate"] == 16000
     page = client.get("/")
     assert page.status_code == 200 and "talk to the model" in page.text and "/static/app.js" in page.text
@@ -121,9 +123,10 @@ def test_websocket_streams_a_conversation(client, question_bytes):
         assert sum(len(wav_of(e["wav"])[0]) for e in audio) / 16000 == pytest.approx(done["audio_seconds"], abs=0.05)
         assert done["history_turns"] == 1 and normalize(done["heard"]) == "what is six plus three"
 
-        ws.send_text(json.dumps({"type": "settings", "settings": {"steps": 2, "stop_threshold": 0.5}}))
+        ws.send_text(json.dumps({"type": "settings", "settings": {"steps": 2, "stop_threshold": 0.5,
+                                                                  "final_span": "official"}}))
         assert ws.receive_json() == {"type": "settings", "settings": {**ready["settings"], "steps": 2,
-                                                                      "stop_threshold": 0.5}}
+                                                                      "stop_threshold": 0.5, "final_span": "official"}}
         ws.send_text(json.dumps({"type": "text", "text": "what is six plus three"}))
         events, done = collect_turn(ws)
         assert events[0]["input"] == "text" and done["history_turns"] == 2 and "nine" in done["text"]
@@ -151,6 +154,8 @@ def test_websocket_bad_messages_get_errors_and_the_session_goes_on(client, quest
             (lambda: ws.send_text(json.dumps({"type": "settings", "settings": {"steps": 99}})), 400, "steps (99)"),
             (lambda: ws.send_text(json.dumps({"type": "settings", "settings": {"top_k": 1.5}})), 400, "whole number"),
             (lambda: ws.send_text(json.dumps({"type": "settings", "settings": 3})), 400, "JSON object"),
+            (lambda: ws.send_text(json.dumps({"type": "settings", "settings": {"final_span": 1}})), 400,
+             "'final_span' must be one of cached, official, got 1"),
             (lambda: ws.send_bytes(b"GIF89a not audio"), 400, "not an audio file"),
             (lambda: ws.send_bytes(b"\0" * 200_001), 413, "limit is 200000 bytes"),
             (lambda: ws.send_bytes(silent_wav()), 400, "silent"),

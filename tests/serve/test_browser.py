@@ -53,6 +53,8 @@ def test_page_hears_the_question_and_streams_a_spoken_answer(live_server, chromi
     record = chromium.find_element(By.ID, "record")
     wait.until(lambda d: record.is_enabled())
     assert len(chromium.find_elements(By.CSS_SELECTOR, "#settings input[type=range]")) >= 8
+    options = chromium.find_elements(By.CSS_SELECTOR, "select#knob-final_span option")
+    assert [o.get_attribute("value") for o in options] == ["cached", "official"]  # a menu, not a slider
     record.click()  # the fake microphone plays question.wav once; the page stops when it goes quiet
     WebDriverWait(chromium, 60).until(lambda d: d.execute_script("return document.body.dataset.turnsDone") == "1"
                                       or d.find_elements(By.CSS_SELECTOR, "#conversation li.error"))
@@ -72,6 +74,10 @@ def test_page_hears_the_question_and_streams_a_spoken_answer(live_server, chromi
                             "s.dispatchEvent(new Event('change'));")
     wait.until(lambda d: d.find_element(By.ID, "settings").get_attribute("data-confirmed"))
     assert json.loads(chromium.find_element(By.ID, "settings").get_attribute("data-confirmed"))["steps"] == 2
+    chromium.execute_script("const s = document.getElementById('knob-final_span'); s.value = 'official';"
+                            "s.dispatchEvent(new Event('change'));")  # a menu sends its string
+    wait.until(lambda d: json.loads(d.find_element(By.ID, "settings").get_attribute("data-confirmed"))
+               .get("final_span") == "official")
     chromium.find_element(By.ID, "question").send_keys("what is six plus three")
     chromium.find_element(By.ID, "send").click()
     wait.until(lambda d: d.execute_script("return document.body.dataset.turnsDone") == "2")

@@ -7,19 +7,25 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ttt.config import GenerationConfig
+from ttt.config import CFG_CONTEXTS, FINAL_SPAN_DECODING, GenerationConfig
 
 
 @dataclass(frozen=True)
 class Knob:
-    """One slider: `off` is the slider value that means None (an optional threshold left unset)."""
+    """One slider: `off` is the slider value that means None (an optional threshold left unset). A knob
+    with `choices` is a menu of those strings instead (its range fields are unused)."""
 
     name: str
-    minimum: float
-    maximum: float
-    step: float
+    minimum: float | None
+    maximum: float | None
+    step: float | None
     help: str
     off: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    @classmethod
+    def menu(cls, name: str, choices: tuple[str, ...], help: str) -> "Knob":
+        return cls(name, None, None, None, help, choices=choices)
 
 
 KNOBS = [
@@ -34,6 +40,9 @@ KNOBS = [
     Knob("diffusion_temperature", 0, 2, 0.05, "audio code sampling temperature (0 = greedy)"),
     Knob("cfg_scale", 0, 3, 0.1, "classifier-free guidance on audio (0 = off; doubles the compute)"),
     Knob("seed", 0, 9999, 1, "sampling seed"),
+    Knob.menu("cfg_context", CFG_CONTEXTS, "what guidance's unguided row masks: the prompt, or all context (the reference's)"),
+    Knob.menu("final_span", FINAL_SPAN_DECODING, "the final span's earlier blocks: cached, or re-run with each new "
+                                                 "block as one run (the reference's)"),
 ]
 CLIENT_FIELDS = {k.name for k in KNOBS}
 _TYPES = {f.name: f.type for f in fields(GenerationConfig)}
@@ -49,6 +58,11 @@ def resolve(base: dict, changes: dict, audio_chunk: int) -> dict:
     for name, value in changes.items():
         if name not in CLIENT_FIELDS:
             raise ValueError(f"unknown or server-only setting {name!r} (settable: {', '.join(sorted(CLIENT_FIELDS))})")
+        if knobs[name].choices is not None:
+            if value not in knobs[name].choices:
+                raise ValueError(f"setting {name!r} must be one of {', '.join(knobs[name].choices)}, got {value!r}")
+            merged[name] = value
+            continue
         if value is None or (knobs[name].off is not None and value == knobs[name].off):
             if "None" not in str(_TYPES[name]):
                 raise ValueError(f"setting {name!r} cannot be null")

@@ -177,13 +177,22 @@ async function loadModel() {
     name.textContent = k.name.replace(/_/g, " ");
     const value = document.createElement("output");
     label.append(name, value);
-    const input = document.createElement("input");
-    Object.assign(input, {type: "range", min: k.minimum, max: k.maximum, step: k.step, id: "knob-" + k.name});
+    let input, read;
+    if (k.choices) {  // a menu of strings
+      input = document.createElement("select");
+      input.id = "knob-" + k.name;
+      for (const choice of k.choices) input.append(new Option(choice, choice));
+      read = () => input.value;
+    } else {
+      input = document.createElement("input");
+      Object.assign(input, {type: "range", min: k.minimum, max: k.maximum, step: k.step, id: "knob-" + k.name});
+      read = () => Number(input.value);
+    }
     const show = () => {
-      value.textContent = k.off !== null && Number(input.value) === k.off ? "off" : input.value;
+      value.textContent = k.off !== null && read() === k.off ? "off" : input.value;
     };
     input.addEventListener("input", show);
-    input.addEventListener("change", () => send(JSON.stringify({type: "settings", settings: {[k.name]: Number(input.value)}})));
+    input.addEventListener("change", () => send(JSON.stringify({type: "settings", settings: {[k.name]: read()}})));
     k.input = input;
     k.show = show;
     div.append(label, input);
