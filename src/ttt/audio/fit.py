@@ -192,6 +192,21 @@ def train_decoder(items, decoder_config: DecoderConfig, config: CodecFitConfig, 
     return decoder, losses
 
 
+def _target_items(codec, data: list[str | Path], config: CodecFitConfig, mel: MelSpectrogram,
+                  upsample: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(codes, log-mel frames) of the target voice's rows of `data` (at most `max_decoder_utterances`):
+    what a decoder for `codec`'s codes trains on."""
+    rows = [r for r in read_rows(data) if is_target(r, config.target_voice)]
+    if not rows:
+        raise ValueError(f"no rows with a voice starting with {config.target_voice!r} in {data}")
+    items = []
+    for row in tqdm(_subsample(rows, config.max_decoder_utterances, random.Random(config.seed)), desc="encode", unit="utt"):
+        wave, sr = load_audio(row["audio"])
+        codes = torch.tensor(codec.encode(wave, sr), dtype=torch.long)
+        items.append((codes, mel(resample(wave, sr, mel.config.sample_rate))[: len(codes) * upsample]))
+    return items
+
+
 def train_code_decoder(codec, data: list[str | Path], out_dir: str | Path, config: CodecFitConfig = CodecFitConfig()):
     """Train a `MelDecoder` for the codes of a codec around released weights (`ttt.audio.pretrained`), on
     the target voice's rows of `data` (all rows when `target_voice` is empty); save the codec with it to
@@ -199,23 +214,13 @@ def train_code_decoder(codec, data: list[str | Path], out_dir: str | Path, confi
     from dataclasses import asdict
 
     start = time.time()
-    rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
     mel_config = MelConfig()
     upsample = mel_config.frame_rate / codec.frame_rate
     if upsample != int(upsample):
         raise ValueError(f"the decoder needs a whole number of {mel_config.frame_rate:g} Hz mel frames per code; "
                          f"this codec has {codec.frame_rate:g} codes/s")
-    rows = [r for r in read_rows(data) if is_target(r, config.target_voice)]
-    if not rows:
-        raise ValueError(f"no rows with a voice starting with {config.target_voice!r} in {data}")
-    rows = _subsample(rows, config.max_decoder_utterances, rng)
-    mel = MelSpectrogram(mel_config)
-    items = []
-    for row in tqdm(rows, desc="encode", unit="utt"):
-        wave, sr = load_audio(row["audio"])
-        codes = torch.tensor(codec.encode(wave, sr), dtype=torch.long)
-        items.append((codes, mel(resample(wave, sr, mel_config.sample_rate))[: len(codes) * int(upsample)]))
+    items = _target_items(codec, data, config, MelSpectrogram(mel_config), int(upsample))
     decoder_config = DecoderConfig(codebook_size=codec.codebook_size, code_dim=0, upsample=int(upsample),
                                    n_mels=mel_config.n_mels, dim=config.dim)
     decoder, losses = train_decoder(items, decoder_config, config, torch.empty(0))
@@ -239,19 +244,9 @@ def retrain_vq_decoder(codec: VQMelCodec, data: list[str | Path], out_dir: str |
     from dataclasses import replace
 
     start = time.time()
-    rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
-    rows = [r for r in read_rows(data) if is_target(r, config.target_voice)]
-    if not rows:
-        raise ValueError(f"no rows with a voice starting with {config.target_voice!r} in {data}")
-    rows = _subsample(rows, config.max_decoder_utterances, rng)
     decoder_config = codec.decoder.config
-    items = []
-    for row in tqdm(rows, desc="encode", unit="utt"):
-        wave, sr = load_audio(row["audio"])
-        codes = torch.tensor(codec.encode(wave, sr), dtype=torch.long)
-        target = codec.mel(resample(wave, sr, codec.sample_rate))
-        items.append((codes, target[: len(codes) * decoder_config.upsample]))
+    items = _target_items(codec, data, config, codec.mel, decoder_config.upsample)
     init = codec.decoder.state_dict() if warm_start else None
     decoder, losses = train_decoder(items, decoder_config, config, codec.centroids, init)
     trained_on = {
@@ -263,9 +258,8 @@ def retrain_vq_decoder(codec: VQMelCodec, data: list[str | Path], out_dir: str |
         "final_train_l1": losses[-1] if losses else None,
         "minutes": round((time.time() - start) / 60, 1),
     }
-    tensors = {"centroids": codec.centroids, "feature_mean": codec.feature_mean, "feature_std": codec.feature_std,
-               "mel_filterbank": codec.mel.filterbank}
-    tensors.update({f"decoder.{k}": v for k, v in decoder.state_dict().items() if k != "centroids"})
-    VQMelCodec(replace(codec.config, trained_on=trained_on), tensors).save(out_dir)
+    retrained = VQMelCodec(replace(codec.config, trained_on=trained_on), codec.tensors())
+    retrained.decoder.load_state_dict(decoder.state_dict())
+    retrained.save(out_dir)
     log.info("saved codec with a retrained decoder to %s after %.1f min", out_dir, (time.time() - start) / 60)
     return VQMelCodec.load(out_dir)
