@@ -115,7 +115,9 @@ def test_stop_threshold_ends_the_final_span_where_the_stop_is_likely_enough(trai
     plain = generate(trained, prompt(LONG), max_new_tokens=80)
     assert generate(trained, prompt(LONG), max_new_tokens=80, stop_threshold=0.999).token_ids == plain.token_ids
     eager = generate(trained, prompt(LONG), max_new_tokens=80, stop_threshold=1e-12)
-    assert eager.audio_spans == [list(range(26)), []]
+    # The final span stops at its first position. What the toy model writes after an empty final span was
+    # never trained (another span on one CPU's kernels, <|im_end|> on another), so only the span is checked.
+    assert eager.audio_spans[:2] == [list(range(26)), []]
     last = eager.token_ids[eager.token_ids.index(v.begin_of_last_span) + 1:]
     assert last[0] == v.end_of_last_span
 
