@@ -1,6 +1,6 @@
 """Codec round-trip benchmark: how much intelligibility and quality survive encode -> decode.
 
-    python -m benchmarks.codec --json [--codec DIR] [--data AUDIO_JSONL] [--limit N]
+    python -m benchmarks.codec --json [--codec DIR] [--data AUDIO_JSONL] [--limit N] [--sources wordnet,fortunes]
 
 On the held-out split's target-voice audio (piper joe, the only voice the decoder renders) it reports
 Whisper tiny.en WER of the originals and of the reconstructions, DNSMOS before/after, MCD (dB, DTW)
@@ -77,6 +77,25 @@ def run_rows(codec, scorer, rows: list[dict], quality: bool) -> dict:
     return result
 
 
+def select_rows(rows: list[dict], target_voice: str, limit: int, sources: str | None = None
+                ) -> tuple[list[dict], list[dict]]:
+    """The first `limit` target-voice rows and the first `limit` other rows, of the given text sources only
+    (comma-separated; None keeps every row). A manifest lists the closed world's rows first, so without
+    `sources` a small `limit` on a mixed corpus measures closed-world speech alone."""
+    from ttt.audio.fit import is_target
+
+    if sources:
+        keep = set(sources.split(","))
+        if any("source" not in r for r in rows):
+            raise ValueError("rows have no `source` field: render the corpus again with `ttt data synth` to use --sources")
+        rows = [r for r in rows if r["source"] in keep]
+        if not rows:
+            raise ValueError(f"no rows of the sources {sorted(keep)}")
+    target = [r for r in rows if is_target(r, target_voice)][:limit]
+    others = [r for r in rows if not is_target(r, target_voice)][:limit]
+    return target, others
+
+
 def read_split(path: str) -> list[dict]:
     from ttt.audio.fit import read_rows
 
@@ -89,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help=f"held-out audio JSONL (default: first existing of {DEFAULT_DATA})")
     parser.add_argument("--target-voice", default="piper")
     parser.add_argument("--limit", type=int, default=40, help="utterances per set (target voice, other voices)")
+    parser.add_argument("--sources", help="comma-separated text sources to keep (e.g. wordnet,fortunes: open "
+                        "speech only; the manifest's `source` field, written by `ttt data synth`)")
     parser.add_argument("--no-librivox", action="store_true")
     parser.add_argument("--wer-only", action="store_true", help="skip DNSMOS and MCD (quick comparisons)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
@@ -96,24 +117,25 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
 
     from ttt.audio.codec import load_codec
-    from ttt.audio.fit import is_target
     from ttt.eval.scorer import WhisperScorer
 
     data = args.data or next((p for p in DEFAULT_DATA if Path(p).is_file()), None)
     if data is None:
         parser.error(f"no held-out data: pass --data (looked for {DEFAULT_DATA})")
+    try:
+        target, others = select_rows(read_split(data), args.target_voice, args.limit, args.sources)
+    except ValueError as e:
+        parser.error(f"{data}: {e}")
     start = time.perf_counter()
     codec = load_codec(args.codec)
     load_seconds = time.perf_counter() - start
     scorer = WhisperScorer()
-    rows = read_split(data)
-    target = [r for r in rows if is_target(r, args.target_voice)][: args.limit]
-    others = [r for r in rows if not is_target(r, args.target_voice)][: args.limit]
 
     held_out = run_rows(codec, scorer, target, quality=not args.wer_only)
     report = {
         "codec": str(args.codec or "default"),
         "data": data,
+        "sources": args.sources,
         "frame_rate": codec.frame_rate,
         "codebook_size": codec.codebook_size,
         "load_seconds": load_seconds,

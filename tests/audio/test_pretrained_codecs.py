@@ -155,6 +155,13 @@ def test_the_shipped_codec_keeps_its_codebook_when_its_decoder_is_retrained(tmp_
     assert not torch.allclose(cold.decode_mel(codes), shipped.decode_mel(codes), atol=1e-2)
     card = json.loads((tmp_path / "warm" / "config.json").read_text())["trained_on"]
     assert card["warm_start"] is True and card["decoder_utterances"] == 2 and "encoder_from" in card
+    assert main(args + ["--out", str(tmp_path / "wide"), "--decoder-dim", "64", "--decoder-layers", "6"]) == 0
+    wide = load_codec(tmp_path / "wide")
+    assert wide.encode(wave, sr) == codes and (wide.decoder.config.dim, wide.decoder.config.code_layers) == (64, 6)
+    assert wide.decode_mel(codes).shape == shipped.decode_mel(codes).shape
+    capsys.readouterr()
+    assert main(args + ["--out", str(tmp_path / "x"), "--decoder-dim", "64", "--warm-start"]) == 1
+    assert "a warm start keeps the decoder's shape" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
 def test_codec_train_refuses_a_device_it_cannot_use_before_reading_audio(tmp_path, capsys):

@@ -111,6 +111,9 @@ def test_cache_renders_each_wave_once(tmp_path):
     second = build_corpus(tmp_path / "b", seed=0, size=size, workers=2, sources=("wordnet", "fortunes"),
                           open_text=text, wav_cache=cache)
     assert second["rendered_wavs"] == 0 and second["total_hours"] == first["total_hours"]
+    sources = {split: {json.loads(line)["source"] for line in (tmp_path / "a" / f"audio_{split}.jsonl").open()}
+               for split in ("train", "valid", "test")}
+    assert sources == {"train": {"wordnet", "fortunes"}, "valid": {"wordnet"}, "test": {"wordnet"}}
     for row in (tmp_path / "a" / "audio_train.jsonl").read_text().splitlines():
         row = json.loads(row)
         a, b = (tmp_path / "a" / row["audio"]).read_bytes(), (tmp_path / "b" / row["audio"]).read_bytes()

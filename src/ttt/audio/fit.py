@@ -44,6 +44,7 @@ class CodecFitConfig:
     batch_size: int = 16  # decoder batch
     lr: float = 2e-3  # decoder learning rate
     dim: int = 256  # decoder width
+    code_layers: int = 4  # decoder blocks at the code rate (each widens the context by `code_kernel - 1` codes)
     centroid_input: bool = True  # the decoder sees each code's centroid as well as its embedding
     seed: int = 0
     device: str = "cpu"  # where the decoder trains (features and k-means stay on the CPU); saved weights are CPU
@@ -119,6 +120,7 @@ def train_codec(data: list[str | Path], out_dir: str | Path, config: CodecFitCon
         upsample=upsample,
         n_mels=mel_config.n_mels,
         dim=config.dim,
+        code_layers=config.code_layers,
     )
     decoder, losses = train_decoder(items, decoder_config, config, centroids)
 
@@ -222,7 +224,7 @@ def train_code_decoder(codec, data: list[str | Path], out_dir: str | Path, confi
                          f"this codec has {codec.frame_rate:g} codes/s")
     items = _target_items(codec, data, config, MelSpectrogram(mel_config), int(upsample))
     decoder_config = DecoderConfig(codebook_size=codec.codebook_size, code_dim=0, upsample=int(upsample),
-                                   n_mels=mel_config.n_mels, dim=config.dim)
+                                   n_mels=mel_config.n_mels, dim=config.dim, code_layers=config.code_layers)
     decoder, losses = train_decoder(items, decoder_config, config, torch.empty(0))
     trained_on = {"data": [str(p) for p in data], "decoder_utterances": len(items), "steps": config.steps,
                   "final_train_l1": losses[-1] if losses else None, "minutes": round((time.time() - start) / 60, 1)}
@@ -236,16 +238,21 @@ def retrain_vq_decoder(codec: VQMelCodec, data: list[str | Path], out_dir: str |
                        config: CodecFitConfig = CodecFitConfig(), warm_start: bool = False) -> VQMelCodec:
     """Train a built-in codec's decoder again on new target-voice speech, keeping its encoder.
 
-    The codebook, feature statistics and decoder architecture stay as they are, so every code a model was
-    trained on keeps its meaning and the model needs no retraining: only what the codes sound like is
-    learnt again (e.g. on open-vocabulary sentences, which the closed-world decoder never heard).
-    `warm_start` starts from the codec's own decoder weights (fewer steps needed) instead of random ones.
+    The codebook and feature statistics stay as they are, so every code a model was trained on keeps its
+    meaning and the model needs no retraining: only what the codes sound like is learnt again (e.g. on
+    open-vocabulary sentences, which the closed-world decoder never heard). The decoder gets
+    `config.dim` and `config.code_layers` (a wider or deeper one than the codec had, if asked);
+    `warm_start` starts from the codec's own decoder weights (fewer steps needed), which needs its shape.
     """
-    from dataclasses import replace
+    from dataclasses import asdict, replace
 
     start = time.time()
     torch.manual_seed(config.seed)
-    decoder_config = codec.decoder.config
+    old = codec.decoder.config
+    decoder_config = replace(old, dim=config.dim, code_layers=config.code_layers)
+    if warm_start and decoder_config != old:
+        raise ValueError(f"a warm start keeps the decoder's shape (dim {old.dim}, {old.code_layers} code layers); "
+                         f"got dim {config.dim}, {config.code_layers} code layers")
     items = _target_items(codec, data, config, codec.mel, decoder_config.upsample)
     init = codec.decoder.state_dict() if warm_start else None
     decoder, losses = train_decoder(items, decoder_config, config, codec.centroids, init)
@@ -258,8 +265,9 @@ def retrain_vq_decoder(codec: VQMelCodec, data: list[str | Path], out_dir: str |
         "final_train_l1": losses[-1] if losses else None,
         "minutes": round((time.time() - start) / 60, 1),
     }
-    retrained = VQMelCodec(replace(codec.config, trained_on=trained_on), codec.tensors())
-    retrained.decoder.load_state_dict(decoder.state_dict())
+    tensors = {k: v for k, v in codec.tensors().items() if not k.startswith("decoder.")}
+    tensors.update({f"decoder.{k}": v for k, v in decoder.state_dict().items() if k != "centroids"})
+    retrained = VQMelCodec(replace(codec.config, decoder=asdict(decoder_config), trained_on=trained_on), tensors)
     retrained.save(out_dir)
     log.info("saved codec with a retrained decoder to %s after %.1f min", out_dir, (time.time() - start) / 60)
     return VQMelCodec.load(out_dir)

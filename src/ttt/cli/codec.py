@@ -27,6 +27,9 @@ def register(subparsers) -> None:
                        help="keep this codec's encoder (glm4voice:DIR, mimi:DIR, a hub id, or a saved built-in codec "
                             "folder such as the shipped one, whose codebook then stays as it is) and train only a "
                             "decoder for its codes (--target-voice '' trains on every row)")
+    train.add_argument("--decoder-dim", type=int, default=256, help="decoder width (the shipped codec's: 256)")
+    train.add_argument("--decoder-layers", type=int, default=4,
+                       help="decoder blocks at the code rate (the shipped codec's: 4; each sees 4 codes further)")
     train.add_argument("--device", default="cpu", help="where the decoder trains, e.g. cuda (default: cpu)")
     train.add_argument("--warm-start", action="store_true",
                        help="with a built-in --encoder: start from its decoder's weights instead of random ones")
@@ -83,14 +86,13 @@ def _train(args: argparse.Namespace) -> int:
         max_decoder_utterances=args.max_utterances,
         seed=args.seed,
         device=args.device,
+        dim=args.decoder_dim,
+        code_layers=args.decoder_layers,
     )
     if args.encoder:
-        from ttt.audio.codec import open_codec
+        from ttt.audio.codec import VQMelCodec, open_codec
+        from ttt.audio.fit import retrain_vq_decoder, train_code_decoder
         from ttt.audio.pretrained import PretrainedCodec
-        from ttt.audio.fit import train_code_decoder
-
-        from ttt.audio.codec import VQMelCodec
-        from ttt.audio.fit import retrain_vq_decoder
 
         encoder = open_codec(args.encoder)
         if isinstance(encoder, VQMelCodec):

@@ -10,9 +10,11 @@ Layout of the output folder (all paths in manifests are relative to it):
   tasks: ``asr`` (question_audio → answer = its transcript; question is null), ``tts`` (question =
   text → answer_audio in the target voice), ``spoken_qa`` (question_audio in any voice, question =
   its transcript → answer text + answer_audio in the target voice), ``text_chat`` (text only).
-- ``audio_{split}.jsonl``: ``{"audio", "text", "voice"}`` for every wav *first* used by that split,
-  in the order train, valid, test, so valid/test lists never repeat audio that train has
-  (the target-voice answer to a seen question is shared, and listed under train).
+- ``audio_{split}.jsonl``: ``{"audio", "text", "voice", "source"}`` for every wav *first* used by that
+  split, in the order train, valid, test, so valid/test lists never repeat audio that train has
+  (the target-voice answer to a seen question is shared, and listed under train); ``source`` is the
+  text source of the example that first uses it (``world``, ``qa`` or an open source's name), so a
+  benchmark can measure open-vocabulary speech alone (``benchmarks.codec --sources``).
 - ``wavs/{voice}/{sha1(text)}.wav``: 16 kHz mono PCM16, peak-normalised to 0.9 so every engine
   has one loudness; each (voice, text) pair is rendered once and shared by all examples.
 - ``corpus_card.json``: counts per split and task, voices, held-out keys, hours of audio.
@@ -385,9 +387,10 @@ def plan_corpus(seed: int, size: CorpusSize, train_voices: str = "standard", sou
     return examples, hold
 
 
-def _renders_by_split(examples: dict[str, list[dict]]) -> dict[str, list[tuple[str, str]]]:
-    """Each distinct (voice, text) under the first split that uses it, in first-use order."""
-    seen: set[tuple[str, str]] = set()
+def _renders_by_split(examples: dict[str, list[dict]]) -> tuple[dict[str, list[tuple[str, str]]], dict[tuple[str, str], str]]:
+    """Each distinct (voice, text) under the first split that uses it, in first-use order, and the text
+    source (`_source_of`) of the example that first uses it."""
+    source: dict[tuple[str, str], str] = {}
     out: dict[str, list[tuple[str, str]]] = {}
     for split in SPLITS:
         out[split] = []
@@ -397,10 +400,10 @@ def _renders_by_split(examples: dict[str, list[dict]]) -> dict[str, list[tuple[s
                 if voice is None:
                     continue
                 text = ex["answer"] if ex["task"] == "asr" else ex[role]
-                if (voice, text) not in seen:
-                    seen.add((voice, text))
+                if (voice, text) not in source:
+                    source[(voice, text)] = _source_of(ex["key"])
                     out[split].append((voice, text))
-    return out
+    return out, source
 
 
 def _jobs(renders: list[tuple[str, str]], seed: int) -> list[tuple[str, int, list[tuple[str, str]]]]:
@@ -551,7 +554,7 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
     if not open_sources and size.open_sentences:
         raise ValueError("open_sentences needs an open-vocabulary source (e.g. sources wordnet,fortunes)")
     examples, hold = plan_corpus(seed, size, train_voices, sources, open_text if open_sources else None, qa)
-    renders = _renders_by_split(examples)
+    renders, render_source = _renders_by_split(examples)
     if any(ALL_VOICES[v].engine == "flite" for split in SPLITS for v, _ in renders[split]):
         make_engine("flite")  # no flite binary: a clear error now, before anything is removed or rendered
     if overwrite and (out / "wavs").exists():
@@ -567,7 +570,8 @@ def build_corpus(out: str | Path, seed: int = 0, size: CorpusSize | str = "defau
     for split in SPLITS:
         _write_jsonl(out / f"{split}.jsonl", examples[split])
         _write_jsonl(out / f"audio_{split}.jsonl", [
-            {"audio": wav_path(v, t), "text": t, "voice": v} for v, t in renders[split]])
+            {"audio": wav_path(v, t), "text": t, "voice": v, "source": render_source[(v, t)]}
+            for v, t in renders[split]])
     card = _card(seed, size, examples, renders, lengths, hold, train_voices)
     card["sources"] = list(sources)
     card["examples_by_source"] = {split: dict(sorted(Counter(f"{ex['task']}:{_source_of(ex['key'])}"
