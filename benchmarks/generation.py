@@ -4,6 +4,7 @@ run, for the fast engine and (with `--compare-eager`) the previous one.
     python -m benchmarks.generation                                        # tiny random model, CPU
     python -m benchmarks.generation --size default --compare-eager         # the shipped model, old vs new
     python -m benchmarks.generation --device cuda --dtype bfloat16 --size 0.5b   # Qwen2.5-0.5B shape
+    python -m benchmarks.generation --size default --compare-eager --compile none inductor  # + torch.compile
     python -m benchmarks.generation --smoke                                # seconds: every path once
 
 Sizes: `tiny` (random Qwen2, hidden 256, 4 layers), `default` (the shipped model), `0.5b` / `1.5b`
@@ -120,10 +121,23 @@ def measure(model: TtTModel, mode: str, repeats: int, device: str, engines: dict
     return out
 
 
+def engine_names(compiles: list[str] | None, compare_eager: bool) -> list[str]:
+    """"fast" (the engine's default forwards), "fast/<compile>" for each of several `--compile` values, and
+    "eager" (the previous engine) with `--compare-eager`."""
+    fast = [f"fast/{c}" for c in compiles] if compiles else ["fast"]
+    return fast + (["eager"] if compare_eager else [])
+
+
+def engine_settings(name: str) -> dict:
+    """`generate` keyword arguments of an engine name from `engine_names`."""
+    engine, _, compile = name.partition("/")
+    return {"engine": engine, **({"compile": compile} if compile else {})}
+
+
 def engine_tables(model: TtTModel, engines: list[str], steps: list[int], args: argparse.Namespace) -> dict:
     """Per engine, per mode ("ar", "ttt_s{steps}", "ttt_s{steps}_nocache"), the figures of `measure`."""
     gen = {"block_length": args.block_length, "max_last_span": 2 * args.block_length, "max_new_tokens": 2048}
-    settings = {e: {"engine": e, **({"compile": args.compile} if e == "fast" and args.compile else {})} for e in engines}
+    settings = {e: engine_settings(e) for e in engines}
     modes = {"ar": ("ar", min(steps), True)}
     for s in steps:
         modes[f"ttt_s{s}"] = ("ttt", s, True)
@@ -160,22 +174,27 @@ def markdown(name: str, device: str, summaries: dict[str, dict], steps: list[int
         cells += [f"{s[f'cache_speedup_steps{k}']:.2f}×" for k in steps]
         cells += [f"{s['ar_over_ttt_wall']:.1f}×", f"{s['time_to_first_audio_s']:.3f} s"]
         lines.append(f"| {engine} | " + " | ".join(cells) + " |")
-    if "eager" in summaries and "fast" in summaries:
-        e, f = summaries["eager"], summaries["fast"]
-        ratios = ", ".join(
-            f"steps {k} {e[f'ttt_ms_per_audio_token_steps{k}'] / f[f'ttt_ms_per_audio_token_steps{k}']:.2f}×" for k in steps)
-        lines += ["", f"fast over eager, TtT per audio token: {ratios}; AR "
-                      f"{e['ar_ms_per_audio_token'] / f['ar_ms_per_audio_token']:.2f}×"]
-        if f.get("ar_cpu_ms_per_audio_token"):
-            def cpu_cell(key: str) -> str:
-                return f"{e[key]:.2f} -> {f[key]:.2f} ms ({e[key] / f[key]:.2f}×)"
+    fast_engines = [name for name in summaries if name.startswith("fast")]
+    if "eager" in summaries and fast_engines:
+        e = summaries["eager"]
+        lines.append("")
+        for name in fast_engines:
+            f = summaries[name]
+            ratios = ", ".join(
+                f"steps {k} {e[f'ttt_ms_per_audio_token_steps{k}'] / f[f'ttt_ms_per_audio_token_steps{k}']:.2f}×"
+                for k in steps)
+            lines.append(f"{name} over eager, TtT per audio token: {ratios}; AR "
+                         f"{e['ar_ms_per_audio_token'] / f['ar_ms_per_audio_token']:.2f}×")
+            if f.get("ar_cpu_ms_per_audio_token"):
+                def cpu_cell(key: str) -> str:
+                    return f"{e[key]:.2f} -> {f[key]:.2f} ms ({e[key] / f[key]:.2f}×)"
 
-            cpu = ", ".join(f"steps {k} " + cpu_cell(f"ttt_cpu_ms_per_audio_token_steps{k}") for k in steps)
-            lines.append(f"host CPU time per audio code over the whole turn, eager -> fast: {cpu}; AR "
-                         + cpu_cell("ar_cpu_ms_per_audio_token"))
-            if device.startswith("CPU"):  # where the fast engine defers commits (docs/decoding.md)
-                lines.append("(the ms/audio token columns time the audio spans only, and on CPU the fast engine runs "
-                             "the given text's tokens inside their forwards: the whole-turn line compares like with like)")
+                cpu = ", ".join(f"steps {k} " + cpu_cell(f"ttt_cpu_ms_per_audio_token_steps{k}") for k in steps)
+                lines.append(f"host CPU time per audio code over the whole turn, eager -> {name}: {cpu}; AR "
+                             + cpu_cell("ar_cpu_ms_per_audio_token"))
+        if device.startswith("CPU") and e.get("ar_cpu_ms_per_audio_token"):  # the fast engine defers commits there
+            lines.append("(the ms/audio token columns time the audio spans only, and on CPU the fast engine runs "
+                         "the given text's tokens inside their forwards: the whole-turn line compares like with like)")
     return "\n".join(lines)
 
 
@@ -196,8 +215,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--block-length", type=int, default=26)
     parser.add_argument("--repeats", type=int, default=3, help="best-of-N timing (after one warm-up run)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compile", choices=["graphs", "inductor", "none"],
-                        help="the fast engine's forwards (default: graphs on CUDA, none on CPU)")
+    parser.add_argument("--compile", choices=["graphs", "inductor", "none"], nargs="+",
+                        help="the fast engine's forwards (default: graphs on CUDA, none on CPU); several values "
+                             "time the fast engine once with each, in the same run")
     parser.add_argument("--compare-eager", action="store_true", help="also time the previous engine")
     parser.add_argument("--smoke", action="store_true", help="a 2-layer model, one repeat: checks every path")
     parser.add_argument("--json", action="store_true", help="print only the JSON")
@@ -206,12 +226,12 @@ def main(argv: list[str] | None = None) -> dict:
         args.repeats = 1
     torch.set_num_threads(args.threads)
     model, name = load_model(args)
-    engines = ["fast"] + (["eager"] if args.compare_eager else [])
+    engines = engine_names(args.compile, args.compare_eager)
     rows = engine_tables(model, engines, args.steps, args)
-    if "eager" in rows:  # the engines must decode the same tokens for the comparison to mean anything
-        for mode in rows["fast"]:
-            if rows["fast"][mode]["token_ids"] != rows["eager"][mode]["token_ids"]:
-                print(f"note: {mode}: the fast and eager engines decoded different tokens")
+    for engine in engines[1:]:  # the engines must decode the same tokens for the comparison to mean anything
+        for mode in rows[engines[0]]:
+            if rows[engine][mode]["token_ids"] != rows[engines[0]][mode]["token_ids"]:
+                print(f"note: {mode}: the {engines[0]} and {engine} engines decoded different tokens")
     for row in rows.values():
         for m in row.values():
             del m["token_ids"]

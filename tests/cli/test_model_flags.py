@@ -131,9 +131,12 @@ def test_asr_is_quiet_by_default_and_verbose_with_v():
 
 
 @pytest.mark.parametrize("command", MODEL_COMMANDS)
-def test_final_span_flag_is_a_decoding_flag(command, capsys):
-    args = build_parser().parse_args([command, *MODEL_COMMANDS[command], "--final-span", "official"])
-    assert decoding(args)["final_span"] == "official"
+@pytest.mark.parametrize("flag, good, bad", [("--final-span", "official", "bidirectional"),
+                                             ("--compile", "inductor", "jit")])
+def test_engine_flags_are_decoding_flags(command, flag, good, bad, capsys):
+    args = build_parser().parse_args([command, *MODEL_COMMANDS[command], flag, good])
+    assert decoding(args)[flag[2:].replace("-", "_")] == good
+    assert decoding(build_parser().parse_args([command, *MODEL_COMMANDS[command]]))[flag[2:].replace("-", "_")] is None
     with pytest.raises(SystemExit):
-        build_parser().parse_args([command, *MODEL_COMMANDS[command], "--final-span", "bidirectional"])
-    assert "invalid choice: 'bidirectional'" in capsys.readouterr().err
+        build_parser().parse_args([command, *MODEL_COMMANDS[command], flag, bad])
+    assert f"invalid choice: '{bad}'" in capsys.readouterr().err

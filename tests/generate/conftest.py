@@ -57,3 +57,23 @@ def trained(base_tokenizer):
             if passes == 2:
                 return model
     pytest.fail(f"the toy model did not learn its two answers in {MAX_STEPS} steps (loss {out.loss.item():.3f})")
+
+
+@pytest.fixture(scope="session")
+def inductor_cache(tmp_path_factory):
+    """Real `torch.compile` on CPU, with an inductor cache of this test session's own: a kernel cached by a
+    run under another ATEN_CPU_CAPABILITY (CI runs three) fails to compile here (torch 2.13: vectorised code
+    against headers without a vector ISA), and the engine would fall back to eager. Skips without a C++
+    compiler, which inductor needs on CPU."""
+    import os
+    import shutil
+
+    if not (shutil.which("g++") or shutil.which("c++")):
+        pytest.skip("torch.compile (inductor) on CPU needs a C++ compiler")
+    before = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(tmp_path_factory.mktemp("inductor"))
+    yield
+    if before is None:
+        os.environ.pop("TORCHINDUCTOR_CACHE_DIR")
+    else:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = before

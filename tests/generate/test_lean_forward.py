@@ -167,3 +167,21 @@ def test_shipped_model_lean_forward_and_engine_equal_the_previous_ones():
         new = generate(model, messages, **kwargs)
         old = generate(model, messages, engine="eager", **kwargs)
         assert new.audio_spans and new.token_ids == old.token_ids
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family,kv_heads,config", MODELS[::2], ids=lambda m: str(m))
+@torch.no_grad()
+def test_compiled_lean_forward_equals_hugging_face_forward(base_tokenizer, inductor_cache, family, kv_heads, config):
+    """`LeanDecoder.compiled()` (what `compile="inductor"` runs on CPU one-token steps: fused matrix-vector
+    reductions over the modules' weights) against the Hugging Face forward, step by step over a prefix."""
+    model = random_model(base_tokenizer, family, kv_heads, **config)
+    lean = LeanDecoder(model.backbone)
+    compiled = lean.compiled(dynamic=True)
+    ids, spans, _ = steps(2)
+    pieces = [(0, 9)] + [(i, i + 1) for i in range(9, 17)]  # a prompt, then one token at a time
+    want, _ = run(lambda *a: hf(model, *a), model, ids, spans, pieces, "prefix")
+    got, _ = run(lambda ids_, *a: (compiled if ids_.shape[1] == 1 else lean)(ids_, *a), model, ids, spans, pieces,
+                 "prefix")
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, **CLOSE)
