@@ -180,15 +180,16 @@ def markdown(name: str, device: str, summaries: dict[str, dict], steps: list[int
         lines.append("")
         for name in fast_engines:
             f = summaries[name]
+
+            def cpu_cell(key: str) -> str:
+                return f"{e[key]:.2f} -> {f[key]:.2f} ms ({e[key] / f[key]:.2f}×)"
+
             ratios = ", ".join(
                 f"steps {k} {e[f'ttt_ms_per_audio_token_steps{k}'] / f[f'ttt_ms_per_audio_token_steps{k}']:.2f}×"
                 for k in steps)
             lines.append(f"{name} over eager, TtT per audio token: {ratios}; AR "
                          f"{e['ar_ms_per_audio_token'] / f['ar_ms_per_audio_token']:.2f}×")
             if f.get("ar_cpu_ms_per_audio_token"):
-                def cpu_cell(key: str) -> str:
-                    return f"{e[key]:.2f} -> {f[key]:.2f} ms ({e[key] / f[key]:.2f}×)"
-
                 cpu = ", ".join(f"steps {k} " + cpu_cell(f"ttt_cpu_ms_per_audio_token_steps{k}") for k in steps)
                 lines.append(f"host CPU time per audio code over the whole turn, eager -> {name}: {cpu}; AR "
                              + cpu_cell("ar_cpu_ms_per_audio_token"))

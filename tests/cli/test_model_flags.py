@@ -134,9 +134,10 @@ def test_asr_is_quiet_by_default_and_verbose_with_v():
 @pytest.mark.parametrize("flag, good, bad", [("--final-span", "official", "bidirectional"),
                                              ("--compile", "inductor", "jit")])
 def test_engine_flags_are_decoding_flags(command, flag, good, bad, capsys):
+    field = DECODING_FLAGS[flag]
     args = build_parser().parse_args([command, *MODEL_COMMANDS[command], flag, good])
-    assert decoding(args)[flag[2:].replace("-", "_")] == good
-    assert decoding(build_parser().parse_args([command, *MODEL_COMMANDS[command]]))[flag[2:].replace("-", "_")] is None
+    assert decoding(args)[field] == good
+    assert decoding(build_parser().parse_args([command, *MODEL_COMMANDS[command]]))[field] is None
     with pytest.raises(SystemExit):
         build_parser().parse_args([command, *MODEL_COMMANDS[command], flag, bad])
     assert f"invalid choice: '{bad}'" in capsys.readouterr().err
