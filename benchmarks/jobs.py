@@ -5,7 +5,9 @@ on one machine (16 CPU cores, or one GPU shared by many tiny models). `run_jobs`
 running, starts a job once the jobs it waits for have succeeded, skips a job whose stage is already done
 (resumability lives in each job's `done` check), and at the `deadline` starts nothing new and stops the
 running ones (SIGTERM, then SIGKILL after `grace_s`), so a command under a wall-clock limit ends on time and
-the next call resumes. A failed job fails only the jobs that wait for it.
+the next call resumes. A failed job fails only the jobs that wait for it. Jobs run in sessions of their
+own (a terminal's signals do not reach them), so the runner itself stops them when it is interrupted or
+sent SIGTERM: no training is left running unsupervised for the next call to start a second time.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +86,44 @@ def run_jobs(jobs: list[Job], slots: int, deadline: float | None = None, grace_s
             status[j.name] = "done"
     pending = [j for j in jobs if j.name not in status]
     running: dict[str, tuple[Job, subprocess.Popen, float, object]] = {}
+    with _stopping_on_exit(running, grace_s):
+        _loop(pending, running, status, slots, deadline, grace_s, poll_s)
+    return Outcome(status)
+
+
+class _Terminated(Exception):
+    """SIGTERM reached the runner."""
+
+
+@contextmanager
+def _stopping_on_exit(running: dict, grace_s: float):
+    """Stop every running job if the loop ends by an exception (Ctrl-C, SIGTERM: raised as one here while
+    the loop runs, in the main thread), then re-raise; SIGTERM becomes SystemExit(143)."""
+    def terminated(signum, frame):
+        raise _Terminated()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, terminated) if main else None
+    try:
+        yield
+    except BaseException as err:
+        if main:  # a second SIGTERM must not cut the cleanup short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for name, (job, proc, start, handle) in running.items():
+            log.warning("%s: stopped, the runner was interrupted (it resumes on the next call)", name)
+            _stop(proc, grace_s)
+            handle.close()
+        running.clear()
+        if isinstance(err, _Terminated):
+            raise SystemExit(143) from None
+        raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _loop(pending: list[Job], running: dict, status: dict[str, str], slots: int, deadline: float | None,
+          grace_s: float, poll_s: float) -> None:
     while pending or running:
         for name, (job, proc, start, handle) in list(running.items()):
             if proc.poll() is None:
@@ -129,4 +171,3 @@ def run_jobs(jobs: list[Job], slots: int, deadline: float | None = None, grace_s
             log.info("%s: started (%d running)", job.name, len(running))
         if running:
             time.sleep(poll_s)
-    return Outcome(status)

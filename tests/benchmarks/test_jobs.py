@@ -1,6 +1,7 @@
 """The study's job runner: order, slots, skipping finished stages, failures, and the deadline."""
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,40 @@ def test_bad_job_lists_are_refused(tmp_path):
         run_jobs([Job("a", py("pass"), tmp_path / "a.log")] * 2, slots=1)
     with pytest.raises(ValueError, match="at least one job slot"):
         run_jobs([], slots=0)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_terminated_runner_stops_its_jobs(tmp_path, signal_name):
+    """Jobs run in sessions of their own; a runner that is killed must not leave them running (a rerun
+    would start the same training a second time)."""
+    import os
+    import signal
+    import subprocess
+
+    pid_file = tmp_path / "job.pid"
+    runner = f"""
+import logging, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from pathlib import Path
+from benchmarks.jobs import Job, run_jobs
+job = Job("slow", [sys.executable, "-c", "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"],
+          Path({str(tmp_path / "slow.log")!r}))
+run_jobs([job], slots=1, grace_s=5.0, poll_s=0.05)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", runner])
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file() or not pid_file.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, "the job did not start"
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(getattr(signal, signal_name))
+    assert proc.wait(timeout=30) != 0
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail(f"the job outlived its runner after {signal_name}")
