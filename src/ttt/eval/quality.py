@@ -7,7 +7,6 @@ Clips shorter than the model's 9 s window are tiled to fill it, as speechmos doe
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,12 @@ def _model():
         import onnxruntime
         import speechmos.dnsmos as dnsmos
 
+        from ttt.audio.features import side_threads
+
         models = Path(dnsmos.__file__).parent / "dnsmos_models"
         scorer = dnsmos.DNSMOS.__new__(dnsmos.DNSMOS)
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = min(2, os.cpu_count() or 1)
+        options.intra_op_num_threads = side_threads()
         scorer.primary_model_path = str(models / "sig_bak_ovr.onnx")
         scorer.onnx_sess = onnxruntime.InferenceSession(
             scorer.primary_model_path, options, providers=["CPUExecutionProvider"])

