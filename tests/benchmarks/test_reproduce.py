@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.reproduce import (BY_LABEL, CLAIMS, SYSTEMS, collect, comparisons, eval_splits, main, pack, parse,
-                                  write_report)
+                                  report_dir, write_report)
 from helpers import ANSWER, QUESTION
 
 
@@ -240,3 +240,14 @@ def test_items_sharing_a_reference_are_resampled_together(tmp_path):
     args = _args(tmp_path, eval_data=eval_file)
     write_report(found, args, None)
     assert json.loads((tmp_path / "rep" / "reproduction.json").read_text())["setup"]["resampled"].startswith("clusters")
+
+
+def test_only_a_finished_study_replaces_the_committed_report(tmp_path):
+    runs = tmp_path / "runs"
+    _fake_runs(runs, {"ttt": (0.8, 0.1), "ar": (0.5, 0.4)}, seeds=(0,), n=5)
+    assert report_dir(collect(runs, list(SYSTEMS), [0]), [0], runs) == runs / "report"
+    _fake_runs(runs, {s: (0.8, 0.1) for s in SYSTEMS if s not in ("ttt", "ar")}, seeds=(0,), n=5)
+    assert report_dir(collect(runs, list(SYSTEMS), [0]), [0], runs) == Path("reports")
+    (runs / "nar-s0" / "eval-tts" / "items.jsonl").unlink()
+    assert report_dir(collect(runs, list(SYSTEMS), [0]), [0], runs) == runs / "report", "one task missing"
+    assert parse(["--runs", str(runs)]).reports is None, "decided after the run, from what is evaluated"
