@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.reproduce import (BY_LABEL, CLAIMS, SYSTEMS, collect, comparisons, eval_splits, main, pack, parse,
-                                  report_dir, write_report)
+                                  report_dir, row_jobs, write_report)
 from helpers import ANSWER, QUESTION
 
 
@@ -251,3 +251,27 @@ def test_only_a_finished_study_replaces_the_committed_report(tmp_path):
     (runs / "nar-s0" / "eval-tts" / "items.jsonl").unlink()
     assert report_dir(collect(runs, list(SYSTEMS), [0]), [0], runs) == runs / "report", "one task missing"
     assert parse(["--runs", str(runs)]).reports is None, "decided after the run, from what is evaluated"
+
+
+def test_the_study_skips_dnsmos_where_no_metric_reads_it(tmp_path):
+    """Spoken QA is evaluated with `--no-dnsmos` (no metric of the study reads its DNSMOS, which on one CPU
+    thread is most of that eval's time), TTS with DNSMOS; a spoken-QA eval finished before with DNSMOS (a
+    superset) counts as done, and one made with other settings is still refused."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("{}\n")
+    args = _args(tmp_path, data_dir=data, threads=1)
+    splits = {t: tmp_path / f"{t}.jsonl" for t in ("asr", "spoken_qa", "tts")}
+    jobs = {j.name: j for j in row_jobs("ttt", 0, args, splits, None)}
+    assert "--no-dnsmos" in jobs["eval ttt-s0 spoken_qa"].command
+    assert "--no-dnsmos" not in jobs["eval ttt-s0 tts"].command + jobs["eval ttt-s0 asr"].command
+    out = args.runs / "ttt-s0" / "eval-spoken_qa"
+    out.mkdir(parents=True)
+    (out / "items.jsonl").write_text("")
+    before = {"data": str(splits["spoken_qa"]), "items": args.items, "max_last_span": args.max_last_span,
+              "max_new_tokens": args.max_new_tokens, "device": args.device}
+    (out / "eval_settings.json").write_text(json.dumps(before))
+    assert jobs["eval ttt-s0 spoken_qa"].done()
+    (out / "eval_settings.json").write_text(json.dumps({**before, "max_new_tokens": 7}))
+    with pytest.raises(ValueError, match="was evaluated with"):
+        jobs["eval ttt-s0 spoken_qa"].done()

@@ -141,6 +141,18 @@ def test_speech_metrics_arithmetic(tmp_path):
     assert row["output"] == {"text": result.text, "transcript": "seven plus four is twelve", "audio_s": 2.0}
 
 
+def test_dnsmos_can_be_left_out_and_nothing_else_changes(tmp_path):
+    """`ttt eval --no-dnsmos`: the DNSMOS columns are empty, every other speech metric is as with it."""
+    result = GenerationResult("seven plus four is eleven", [[1, 2]], [], forward_passes=10, wall_seconds=0.9)
+    spoken = SpokenAnswer(result.text, _voice(2.0), 16000, result, first_audio_s=0.25)
+    scorer = _Heard("seven plus four is twelve")
+    full = Evaluator(lm=None, scorer=scorer)._speech(spoken, 1.0, result.text, None)["metrics"]
+    lean = Evaluator(lm=None, scorer=scorer, dnsmos=False)._speech(spoken, 1.0, result.text, None)["metrics"]
+    assert full["dnsmos_ovrl"] is not None and lean["dnsmos_ovrl"] is None and lean["dnsmos_p808"] is None
+    assert {k: v for k, v in lean.items() if not k.startswith("dnsmos")} == \
+        {k: v for k, v in full.items() if not k.startswith("dnsmos")}
+
+
 def test_silent_answer_scores_as_all_deleted():
     result = GenerationResult("hello there", [], [], forward_passes=7, wall_seconds=0.1)
     spoken = SpokenAnswer(result.text, np.zeros(0, np.float32), 16000, result)

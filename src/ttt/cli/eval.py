@@ -27,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--save-audio", action="store_true",
                    help="keep each generated answer as OUT/audio/<item id>.wav, linked from items.jsonl and report.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-dnsmos", action="store_true",
+                   help="leave the DNSMOS quality columns empty (on CPU, most of the time of a spoken item)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="decode up to N consecutive ASR / text-QA items together (same outputs; default: 8)")
     p.set_defaults(func=_eval)
@@ -56,12 +58,12 @@ def _eval(args: argparse.Namespace) -> int:
         scorer = WhisperScorer(cpu_threads=args.threads)
         lm.warm_up()  # timings are of a running model, not of the first call in this process
     audio_dir = Path(args.out) / "audio" if args.save_audio else None
-    rows = run(Evaluator(lm, scorer, audio_dir=audio_dir), items, skipped, progress=not args.no_progress,
+    rows = run(Evaluator(lm, scorer, audio_dir=audio_dir, dnsmos=not args.no_dnsmos), items, skipped, progress=not args.no_progress,
                batch_size=args.batch_size)
     metrics = summarize(rows, skipped, seed=seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
               "decoding": lm.generation, "device": str(lm.model.device), "limit": args.limit,
-              "per_task": args.per_task}
+              "per_task": args.per_task, "dnsmos": not args.no_dnsmos}
     report = write_report(args.out, metrics, rows, skipped, config)
     if args.json:
         print(json.dumps(metrics))
