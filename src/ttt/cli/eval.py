@@ -28,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="keep each generated answer as OUT/audio/<item id>.wav, linked from items.jsonl and report.md")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-dnsmos", action="store_true",
-                   help="leave the DNSMOS quality columns empty (on CPU, most of the time of a spoken item)")
+                   help="leave the DNSMOS quality columns empty (on CPU, a large share of the time of a spoken item)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="decode up to N consecutive ASR / text-QA items together (same outputs; default: 8)")
     p.set_defaults(func=_eval)
@@ -58,8 +58,8 @@ def _eval(args: argparse.Namespace) -> int:
         scorer = WhisperScorer(cpu_threads=args.threads)
         lm.warm_up()  # timings are of a running model, not of the first call in this process
     audio_dir = Path(args.out) / "audio" if args.save_audio else None
-    rows = run(Evaluator(lm, scorer, audio_dir=audio_dir, dnsmos=not args.no_dnsmos), items, skipped, progress=not args.no_progress,
-               batch_size=args.batch_size)
+    evaluator = Evaluator(lm, scorer, audio_dir=audio_dir, dnsmos=not args.no_dnsmos)
+    rows = run(evaluator, items, skipped, progress=not args.no_progress, batch_size=args.batch_size)
     metrics = summarize(rows, skipped, seed=seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",
               "decoding": lm.generation, "device": str(lm.model.device), "limit": args.limit,

@@ -249,9 +249,9 @@ class Evaluator:
     `WhisperScorer`) judges generated speech independently of our model. With `audio_dir`, each generated
     answer is kept there as `<item id>.wav` and named in the row's output (`"audio"`, relative to the
     folder above `audio_dir`, the report's), so that what was scored can be listened to. `dnsmos=False`
-    leaves the DNSMOS columns empty: on one CPU thread DNSMOS is ~80% of the time of a spoken item (a short
-    answer is tiled to 16 s and scored in seven 9 s windows), which a study that reports no DNSMOS for the
-    task need not spend."""
+    leaves the DNSMOS columns empty: on one CPU thread DNSMOS is a large share of the time of a spoken item (a
+    short answer is tiled to 16 s and scored in seven 9 s windows), which a study that reports no DNSMOS for
+    the task need not spend."""
 
     def __init__(self, lm, scorer=None, audio_dir: str | Path | None = None, dnsmos: bool = True) -> None:
         self.lm, self.scorer, self.dnsmos = lm, scorer, dnsmos
