@@ -43,6 +43,7 @@ import numpy as np
 from benchmarks.jobs import Job, run_jobs
 from benchmarks.rows import open_card, save_card, ttt_command
 from ttt.config import is_model_dir
+from ttt.eval.harness import SPEECH_TASKS
 from ttt.eval.paired import VERDICT_RULE, Values, decide, paired_gain, resample_weights, verdict
 
 log = logging.getLogger("reproduce")
@@ -111,7 +112,6 @@ BY_LABEL = {m.label: m for m in METRICS}
 # `ttt eval` scores DNSMOS on every spoken answer; the study skips it where no metric above reads it (spoken QA:
 # 400 items took ~1,300 s without it, 1,807 s with it, on one CPU thread)
 DNSMOS_TASKS = {m.task for m in METRICS if m.key.startswith("dnsmos")}
-SPEECH_TASKS = ("tts", "spoken_qa")
 
 STOP = ["TTS stop ±20%", "TTS length error"]
 # (claim, whose claim, [(system A, system B, metric labels)]): each comparison asks "is A better than B?"

@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from ttt.eval.report import write_report
-    from ttt.eval.harness import Evaluator, read_items, run, select, summarize
+    from ttt.eval.harness import SPEECH_TASKS, Evaluator, read_items, run, select, summarize
     from ttt.config import is_model_dir
     from ttt.speech import SpeechLM, default_model_dir
 
@@ -52,7 +52,7 @@ def _eval(args: argparse.Namespace) -> int:
     lm = SpeechLM.from_dir(args.model, args.codec, device=args.device, **decoding(args))
     seed = lm.generation.get("seed", 0)
     scorer = None
-    if any(i.task in ("tts", "spoken_qa") for i in items):
+    if any(i.task in SPEECH_TASKS for i in items):
         from ttt.eval.scorer import WhisperScorer
 
         scorer = WhisperScorer(cpu_threads=args.threads)

@@ -35,6 +35,7 @@ REQUIRED = {"asr": ("text", "audio"), "tts": ("text",), "spoken_qa": ("audio", "
             "text_qa": ("text", "answer")}
 TASKS = tuple(REQUIRED)
 BATCHED_TASKS = ("asr", "text_qa")  # text out: `ttt eval --batch-size` decodes these in batches
+SPEECH_TASKS = ("tts", "spoken_qa")  # speech out: scored by the Whisper scorer (and DNSMOS)
 # Words that introduce the fact in an answer sentence ("seven plus four IS eleven", "a cow SAYS moo").
 COPULAS = frozenset({"is", "are", "equals", "says"})
 STOP_TOLERANCE = 0.2
