@@ -1,8 +1,9 @@
 """Speech in, speech out: a TtT model and an audio codec behind three tasks (ASR, TTS, spoken chat).
 
-The task is chosen by the system prompt the training data used (`ttt.format.SYSTEM`). Audio is
-vocoded as it is committed (a fixed span whole, the final span block by block), so the first sound is ready long before the answer is finished
-(`SpokenAnswer.first_audio_s`, `SpokenAnswer.chunks`).
+The task is chosen by the system prompt the training data used (`ttt.format.SYSTEM`). A caller that
+streams (`on_chunk`) gets audio vocoded as it is committed (a fixed span whole, the final span block by
+block), so the first sound is ready long before the answer is finished (`SpokenAnswer.first_audio_s`,
+`SpokenAnswer.chunks`); the whole answer's wave is vocoded in one piece at the end either way.
 """
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ class SpokenAnswer:
     wave: np.ndarray
     sample_rate: int
     result: GenerationResult
-    first_audio_s: float | None = None
-    chunks: list[np.ndarray] = field(default_factory=list)
+    first_audio_s: float | None = None  # when the first span's audio was ready (also when nobody streamed)
+    chunks: list[np.ndarray] = field(default_factory=list)  # each span's audio as streamed; empty without on_chunk
     turn: list[dict] = field(default_factory=list)  # this turn's user + assistant messages, for `history`
 
 
@@ -184,7 +185,12 @@ class SpeechLM:
 
     def _spoken(self, messages: list[dict], kwargs: dict, on_event: Callable | None = None,
                 on_chunk: Callable | None = None) -> SpokenAnswer:
-        """Generate, vocoding each piece of audio as it arrives (the chunks a player would stream)."""
+        """Generate; with `on_chunk`, vocode each piece of audio as it arrives (the chunks a player streams).
+
+        Without `on_chunk` only the first span is vocoded on the way, so that `first_audio_s` still says
+        when a streaming player would have had sound; the rest waits for the whole-answer wave. Vocoding
+        every span as well would do the vocoder's work twice (Griffin-Lim was ~80% of a spoken-QA eval item
+        on one CPU thread), and the whole answer is vocoded in one piece either way: the same wave."""
         start = time.perf_counter()
         gen = Generation(self.model, messages, **kwargs)
         chunks, first = [], None
@@ -192,11 +198,12 @@ class SpeechLM:
             gen.result.events.append(event)
             if on_event is not None:
                 on_event(event)
-            if isinstance(event, AudioSpan) and event.codes:
-                chunks.append(self.codec.decode(event.codes)[0])
+            if isinstance(event, AudioSpan) and event.codes and (on_chunk is not None or first is None):
+                chunk = self.codec.decode(event.codes)[0]
                 first = first if first is not None else time.perf_counter() - start
                 if on_chunk is not None:
-                    on_chunk(event, chunks[-1])
+                    chunks.append(chunk)
+                    on_chunk(event, chunk)
         codes = gen.result.audio_codes
         wave = self.codec.decode(codes)[0] if codes else np.zeros(0, dtype=np.float32)
         return SpokenAnswer(gen.result.text.strip(), wave, self.codec.sample_rate, gen.result, first, chunks)

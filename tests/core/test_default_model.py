@@ -47,3 +47,20 @@ def test_demo_answers_the_shipped_question_aloud(tmp_path, capsys):
     heard = out.split("Whisper hears in answer.wav: ")[1].splitlines()[0]
     assert "nine" in normalize(heard).split()
     assert "time to first audio" in out
+
+
+def test_an_unstreamed_answer_vocodes_its_first_span_and_the_whole_answer_only(lm, monkeypatch):
+    """Streaming vocodes every span for the player; without a listener only the first span is vocoded on
+    the way (for `first_audio_s`), and the whole-answer wave is the same either way."""
+    decoded = []
+    decode = lm.codec.decode
+    monkeypatch.setattr(lm.codec, "decode", lambda codes: decoded.append(len(codes)) or decode(codes))
+    streamed = []
+    loud = lm.speak("Seven plus six is thirteen.", on_chunk=lambda span, wave: streamed.append(wave))
+    spans = len(decoded) - 1
+    assert spans >= 2 and len(loud.chunks) == spans and all(a is b for a, b in zip(loud.chunks, streamed))
+    decoded.clear()
+    quiet = lm.speak("Seven plus six is thirteen.")
+    assert len(decoded) == 2 and quiet.chunks == [] and quiet.first_audio_s is not None
+    assert quiet.result.audio_codes == loud.result.audio_codes
+    assert (quiet.wave == loud.wave).all() and quiet.first_audio_s > 0
