@@ -65,8 +65,11 @@ def test_a_terminated_runner_stops_its_jobs(tmp_path, signal_name):
     import subprocess
 
     pid_file = tmp_path / "job.pid"
+    # a shell that starts pytest in the background leaves SIGINT ignored, and children inherit that;
+    # the runner here gets Python's own SIGINT handler back, as under a terminal's Ctrl-C
     runner = f"""
-import logging, sys, time
+import logging, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 from pathlib import Path
 from benchmarks.jobs import Job, run_jobs
