@@ -114,7 +114,7 @@ BY_LABEL = {m.label: m for m in METRICS}
 DNSMOS_TASKS = {m.task for m in METRICS if m.key.startswith("dnsmos")}
 
 # the scorer's transcripts of the eval data's reference recordings, shared by every row's evals
-# (~40% of a spoken-QA item on one CPU thread; `ttt eval --reference-cache`)
+# (~2.6 CPU-s each: 155 in spoken QA, 80 in TTS; `ttt eval --reference-cache`)
 REFERENCE_CACHE = "heard_references.json"
 
 STOP = ["TTS stop ±20%", "TTS length error"]

@@ -189,8 +189,8 @@ class SpeechLM:
 
         Without `on_chunk` only the first span is vocoded on the way, so that `first_audio_s` still says
         when a streaming player would have had sound; the rest waits for the whole-answer wave. Vocoding
-        every span as well would do the vocoder's work twice (Griffin-Lim was ~80% of a spoken-QA eval item
-        on one CPU thread), and the whole answer is vocoded in one piece either way: the same wave."""
+        every span as well would do the vocoder's work twice for the same wave: the whole answer is vocoded
+        in one piece either way."""
         start = time.perf_counter()
         gen = Generation(self.model, messages, **kwargs)
         chunks, first = [], None

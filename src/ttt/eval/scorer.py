@@ -155,8 +155,8 @@ class TranscriptCache:
     Evals of many models on one split score the same reference recordings every time (the scorer's WER on
     the reference voice is the scale beside each model's); on one CPU thread Whisper spends ~2.6 s on a short
     utterance (it encodes a 30 s window), so a study's 155 distinct spoken-QA references cost ~6.5 minutes
-    per eval. Entries are keyed by the scorer's
-    `identity` and the SHA-1 of the file's bytes, so an edited file or another scorer is heard afresh.
+    per eval. Entries are keyed by the scorer's `identity` and the SHA-1 of the file's bytes, so an edited
+    file or another scorer is heard afresh.
     Writes merge with what is on disk and replace the file whole, so evals running side by side share it
     and an interrupted write leaves the previous file."""
 
