@@ -22,8 +22,9 @@ Statistics (`ttt.eval.paired`): every comparison is paired by item — a bootstr
 in clusters of items sharing a reference), the same draw for both systems and all their seeds, each system's
 metric averaged over its seeds — and all the
 comparisons the report makes are corrected together with Holm's procedure; each claim's verdict follows
-from the corrected intervals (`ttt.eval.paired.VERDICT_RULE`). The report: `reports/reproduction.md`,
-`.json` (every number, per seed too) and `.png`.
+from the corrected intervals (`ttt.eval.paired.VERDICT_RULE`). The report also says, per row, whether its
+validation loss was still falling when the step cap ended it (a verdict between models still improving is
+one about the budget). The report: `reports/reproduction.md`, `.json` (every number, per seed too) and `.png`.
 """
 from __future__ import annotations
 
@@ -469,6 +470,9 @@ def item_clusters(eval_data: Path) -> dict[str, str]:
     return out
 
 
+TAIL_STEPS = 1000  # "still falling?" looks at this many final steps of a run
+
+
 def _progress(run_dir: Path) -> tuple[int, str | None]:
     """(last logged step, why training stopped early or "done") of one row."""
     log_file = run_dir / "log.jsonl"
@@ -477,8 +481,31 @@ def _progress(run_dir: Path) -> tuple[int, str | None]:
     return max((r.get("step", 0) for r in records), default=0), stopped or ("done" if is_model_dir(run_dir / "final") else None)
 
 
+def _valid_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, validation loss) of one row, in step order; a step validated again after a resume keeps its
+    last value."""
+    log_file = run_dir / "log.jsonl"
+    by_step: dict[int, float] = {}
+    for line in log_file.read_text().splitlines() if log_file.is_file() else []:
+        r = json.loads(line) if line.strip() else {}
+        if "valid_loss" in r:
+            by_step[int(r["step"])] = float(r["valid_loss"])
+    return sorted(by_step.items())
+
+
+def still_falling(curve: list[tuple[int, float]], window: int = TAIL_STEPS) -> float | None:
+    """The validation loss's change over the last `window` steps of a run (negative: still falling), from
+    the validation nearest `window` steps before the last; None when the run is shorter than that."""
+    if not curve or curve[-1][0] - curve[0][0] < window:
+        return None
+    last_step, last = curve[-1]
+    before = min((c for c in curve if c[0] <= last_step - window), key=lambda c: last_step - window - c[0])
+    return last - before[1]
+
+
 def collect(runs: Path, systems: list[str], seeds: list[int]) -> dict[str, dict[int, dict]]:
-    """system -> seed -> {"items": {task: [rows]}, "train_s", "steps", "stopped"} for every finished eval."""
+    """system -> seed -> {"items": {task: [rows]}, "train_s", "steps", "stopped", "valid": [(step, loss)]} for
+    every finished eval."""
     found: dict[str, dict[int, dict]] = {}
     for system in systems:
         for seed in seeds:
@@ -493,7 +520,7 @@ def collect(runs: Path, systems: list[str], seeds: list[int]) -> dict[str, dict[
             card = json.loads((run_dir / "reproduce.json").read_text())
             steps, stopped = _progress(run_dir)
             found.setdefault(system, {})[seed] = {"items": items, "train_s": card.get("train_s", 0.0),
-                                                  "steps": steps, "stopped": stopped}
+                                                  "steps": steps, "stopped": stopped, "valid": _valid_curve(run_dir)}
     return found
 
 
@@ -657,7 +684,10 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
     tests, claims = comparisons(found, args.resamples, args.alpha, clusters)
     args.reports.mkdir(parents=True, exist_ok=True)
     stem = args.reports / "reproduction"
-    runs = {s: {str(k): {key: v[key] for key in ("train_s", "steps", "stopped")} for k, v in seeds.items()}
+    runs = {s: {str(k): {**{key: v[key] for key in ("train_s", "steps", "stopped")},
+                         "valid_loss": v["valid"][-1][1] if v["valid"] else None,
+                         "best_valid_loss": min(x for _, x in v["valid"]) if v["valid"] else None,
+                         "valid_change_tail": still_falling(v["valid"])} for k, v in seeds.items()}
             for s, seeds in found.items()}
     setup = {"config": str(args.config), "data": str(args.data_dir), "eval_data": str(args.eval_data),
              "steps_cap": args.steps, "plateau": args.plateau, "seeds": args.seeds, "items_per_task": args.items,
@@ -706,6 +736,7 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
             minutes = np.mean([r["train_s"] for r in seeds.values()]) / 60
             lines.append(f"| {SYSTEMS[s].label} | {len(seeds)} | {steps} | {minutes:.1f} | "
                          + " | ".join(_cell(table[s].get(label)) for label in labels) + " |")
+    lines += convergence_lines(runs, args.steps)
     tts = table.get("ttt", {}).get("TTS WER")
     if tts:
         ref = _reference_wer(found.get("ttt", {}))
@@ -743,6 +774,35 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
         lines += ["## Reading the results", "", args.discussion.read_text().strip(), ""]
     stem.with_suffix(".md").write_text("\n".join(lines))
     return stem.with_suffix(".md")
+
+
+def convergence_lines(runs: dict, cap: int) -> list[str]:
+    """Whether each row's validation loss had stopped falling when its training ended: a verdict on rows still
+    improving at the step cap holds at this budget, not necessarily at convergence."""
+    if not runs:
+        return []
+    lines = ["", f"**Had the rows converged?** Validation loss per seed (`/` between seeds): at the end, its best, and "
+             f"its change over the last {TAIL_STEPS} steps (negative: still falling). The rows' losses are not comparable "
+             "across systems (AR and NAR lack one of the two terms; the ablations change what is masked).", "",
+             f"| system | stopped | valid loss | best | change, last {TAIL_STEPS} steps |", "|---|---|---|---|---|"]
+    falling = total = 0
+    for s in SYSTEMS:
+        if s not in runs:
+            continue
+        seeds = runs[s].values()
+        cells = {k: "/".join("–" if r[k] is None else f"{r[k]:+.3f}" if k == "valid_change_tail" else f"{r[k]:.3f}"
+                             for r in seeds) for k in ("valid_loss", "best_valid_loss", "valid_change_tail")}
+        stops = "/".join(f"plateau at {r['steps']}" if r["stopped"] == "plateau" else f"cap ({r['steps']})"
+                         for r in seeds)
+        lines.append(f"| {SYSTEMS[s].label} | {stops} | {cells['valid_loss']} | {cells['best_valid_loss']} | "
+                     f"{cells['valid_change_tail']} |")
+        for r in seeds:
+            total += 1
+            falling += r["stopped"] != "plateau" and r["steps"] >= cap and (r["valid_change_tail"] or 0) < 0
+    lines += ["", f"{falling} of {total} trained rows were still improving when the {cap}-step cap ended them: "
+              + ("the comparisons below are between models at this budget, and a system that learns faster can win "
+                 "them without being better at convergence." if falling else "every row had stopped improving.")]
+    return lines
 
 
 def _reference_wer(seeds: dict) -> float | None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.reproduce import (BY_LABEL, CLAIMS, SYSTEMS, collect, comparisons, eval_splits, main, pack, parse,
-                                  report_dir, row_jobs, write_report)
+                                  report_dir, row_jobs, still_falling, write_report)
 from helpers import ANSWER, QUESTION
 
 
@@ -73,6 +73,30 @@ def test_report_decides_known_effects_paired_and_holm_corrected(tmp_path):
     data = json.loads((tmp_path / "rep" / "reproduction.json").read_text())
     assert data["setup"]["correction"] == "Holm" and data["table"]["ttt"]["ASR WER"]["per_seed"].keys() == {"0", "1", "2"}
     assert (tmp_path / "rep" / "reproduction.png").is_file()
+
+
+def test_the_report_says_which_rows_were_still_improving_at_the_step_cap(tmp_path):
+    quality = {"ttt": (0.8, 0.1), "ar": (0.5, 0.4)}
+    _fake_runs(tmp_path / "runs", quality, seeds=(0,))
+    # TtT hit the cap still falling, validated twice at step 1500 (a resume): the later value counts; AR plateaued
+    (tmp_path / "runs" / "ttt-s0" / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"step": 500, "valid_loss": 0.9}, {"step": 1000, "valid_loss": 0.8}, {"step": 1500, "valid_loss": 0.75},
+        {"step": 1500, "valid_loss": 0.7}, {"step": 2000, "valid_loss": 0.6}]))
+    (tmp_path / "runs" / "ar-s0" / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"step": 500, "valid_loss": 0.5}, {"step": 1000, "valid_loss": 0.4}, {"step": 1500, "valid_loss": 0.45},
+        {"step": 1500, "stopped": "plateau", "best_valid_loss": 0.4}]))
+    args = _args(tmp_path, seeds=[0], steps=2000, resamples=200)
+    found = collect(args.runs, list(SYSTEMS), args.seeds)
+    assert found["ttt"][0]["valid"] == [(500, 0.9), (1000, 0.8), (1500, 0.7), (2000, 0.6)]
+    assert still_falling(found["ttt"][0]["valid"]) == pytest.approx(-0.2)  # 0.6 at 2000 vs 0.8 at 1000
+    assert still_falling(found["ar"][0]["valid"]) == pytest.approx(-0.05)  # 0.45 at 1500 vs 0.5 at 500
+    assert still_falling([(500, 0.9), (1000, 0.8)]) is None, "a run shorter than the window has no tail"
+    report = write_report(found, args, None).read_text()
+    assert "| TtT | cap (2000) | 0.600 | 0.600 | -0.200 |" in report
+    assert "| AR only | plateau at 1500 | 0.450 | 0.400 | -0.050 |" in report
+    assert "1 of 2 trained rows were still improving when the 2000-step cap ended them" in report
+    runs = json.loads((tmp_path / "rep" / "reproduction.json").read_text())["systems"]["ttt"]["runs"]["0"]
+    assert runs["valid_loss"] == 0.6 and runs["best_valid_loss"] == 0.6
 
 
 def test_a_contradicted_claim_and_the_length_error():
