@@ -473,24 +473,23 @@ def item_clusters(eval_data: Path) -> dict[str, str]:
 TAIL_STEPS = 1000  # "still falling?" looks at this many final steps of a run
 
 
-def _progress(run_dir: Path) -> tuple[int, str | None]:
-    """(last logged step, why training stopped early or "done") of one row."""
+def _log_records(run_dir: Path) -> list[dict]:
+    """The records of one row's training log (`log.jsonl`), none before it has one."""
     log_file = run_dir / "log.jsonl"
-    records = [json.loads(x) for x in log_file.read_text().splitlines() if x.strip()] if log_file.is_file() else []
+    return [json.loads(x) for x in log_file.read_text().splitlines() if x.strip()] if log_file.is_file() else []
+
+
+def _progress(run_dir: Path, records: list[dict] | None = None) -> tuple[int, str | None]:
+    """(last logged step, why training stopped early or "done") of one row."""
+    records = _log_records(run_dir) if records is None else records
     stopped = next((r["stopped"] for r in records if "stopped" in r), None)
     return max((r.get("step", 0) for r in records), default=0), stopped or ("done" if is_model_dir(run_dir / "final") else None)
 
 
-def _valid_curve(run_dir: Path) -> list[tuple[int, float]]:
-    """(step, validation loss) of one row, in step order; a step validated again after a resume keeps its
-    last value."""
-    log_file = run_dir / "log.jsonl"
-    by_step: dict[int, float] = {}
-    for line in log_file.read_text().splitlines() if log_file.is_file() else []:
-        r = json.loads(line) if line.strip() else {}
-        if "valid_loss" in r:
-            by_step[int(r["step"])] = float(r["valid_loss"])
-    return sorted(by_step.items())
+def _valid_curve(records: list[dict]) -> list[tuple[int, float]]:
+    """(step, validation loss) of one row's log records, in step order; a step validated again after a resume
+    keeps its last value."""
+    return sorted({int(r["step"]): float(r["valid_loss"]) for r in records if "valid_loss" in r}.items())
 
 
 def still_falling(curve: list[tuple[int, float]], window: int = TAIL_STEPS) -> float | None:
@@ -518,9 +517,10 @@ def collect(runs: Path, systems: list[str], seeds: list[int]) -> dict[str, dict[
             if not items:
                 continue
             card = json.loads((run_dir / "reproduce.json").read_text())
-            steps, stopped = _progress(run_dir)
+            records = _log_records(run_dir)
+            steps, stopped = _progress(run_dir, records)
             found.setdefault(system, {})[seed] = {"items": items, "train_s": card.get("train_s", 0.0),
-                                                  "steps": steps, "stopped": stopped, "valid": _valid_curve(run_dir)}
+                                                  "steps": steps, "stopped": stopped, "valid": _valid_curve(records)}
     return found
 
 
@@ -790,12 +790,14 @@ def convergence_lines(runs: dict, cap: int) -> list[str]:
         if s not in runs:
             continue
         seeds = runs[s].values()
-        cells = {k: "/".join("–" if r[k] is None else f"{r[k]:+.3f}" if k == "valid_change_tail" else f"{r[k]:.3f}"
-                             for r in seeds) for k in ("valid_loss", "best_valid_loss", "valid_change_tail")}
+
+        def cell(key: str, fmt: str = ".3f") -> str:
+            return "/".join("–" if r[key] is None else format(r[key], fmt) for r in seeds)
+
         stops = "/".join(f"plateau at {r['steps']}" if r["stopped"] == "plateau" else f"cap ({r['steps']})"
                          for r in seeds)
-        lines.append(f"| {SYSTEMS[s].label} | {stops} | {cells['valid_loss']} | {cells['best_valid_loss']} | "
-                     f"{cells['valid_change_tail']} |")
+        lines.append(f"| {SYSTEMS[s].label} | {stops} | {cell('valid_loss')} | {cell('best_valid_loss')} | "
+                     f"{cell('valid_change_tail', '+.3f')} |")
         for r in seeds:
             total += 1
             falling += r["stopped"] != "plateau" and r["steps"] >= cap and (r["valid_change_tail"] or 0) < 0
