@@ -711,8 +711,9 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
         f"Written by `python -m benchmarks.reproduce` (every number, per seed too: `{stem.name}.json`; plot: "
         f"`{stem.name}.png`){' — a SMOKE run: tiny model and budget, a few items; it decides nothing' if args.smoke else ''}.",
         f"Each row: `{args.config}` ({setup['model']}) trained from scratch on `{args.data_dir}`, {budget}, "
-        f"the same data and batch for every row, seeds {args.seeds}, on `{args.device}`. Each row's last model (the weights at the step its "
-        f"training ended; a plateau stops training, it does not roll back to the best checkpoint) is evaluated "
+        f"the same data and batch for every row, seeds {args.seeds}, on `{args.device}`. Each row's last model "
+        f"(the weights at the step its training ended; a plateau stops training, it does not roll back to the best "
+        f"checkpoint) is evaluated "
         f"with `ttt eval` on `{args.eval_data}` (held-out voices and questions; items per task: "
         + ", ".join(f"{t} {n}" for t, n in n_items.items()) +
         f"), at most {args.max_new_tokens} tokens per turn and {args.max_last_span} codes in a final span.",
