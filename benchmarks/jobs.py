@@ -5,7 +5,9 @@ on one machine (16 CPU cores, or one GPU shared by many tiny models). `run_jobs`
 running, starts a job once the jobs it waits for have succeeded, skips a job whose stage is already done
 (resumability lives in each job's `done` check), and at the `deadline` starts nothing new and stops the
 running ones (SIGTERM, then SIGKILL after `grace_s`), so a command under a wall-clock limit ends on time and
-the next call resumes. A failed job fails only the jobs that wait for it. Jobs run in sessions of their
+the next call resumes. A job that cannot resume (an evaluation starts over) may say how long it takes
+(`expected_s`): it is not started when it would not end before the deadline, so its slot goes to a job
+whose work survives the stop instead of to work that would be thrown away. A failed job fails only the jobs that wait for it. Jobs run in sessions of their
 own (a terminal's signals do not reach them), so the runner itself stops them when it is interrupted or
 sent SIGTERM: no training is left running unsupervised for the next call to start a second time.
 """
@@ -39,6 +41,7 @@ class Job:
     done: Callable[[], bool] = lambda: False
     prepare: Callable[[], None] | None = None
     finish: Callable[[float], None] | None = None  # called with the job's wall seconds
+    expected_s: float | None = None  # how long it runs, for a job that starts over when stopped
 
 
 @dataclass
@@ -159,6 +162,12 @@ def _loop(pending: list[Job], running: dict, status: dict[str, str], slots: int,
             if len(running) >= slots or not all(s in ("done", "ok") for s in waits):
                 continue
             pending.remove(job)
+            left = None if deadline is None else deadline - time.monotonic()
+            if job.expected_s is not None and left is not None and job.expected_s > left:
+                status[job.name] = "not started"
+                log.info("%s: not started, it takes about %.0f s and %.0f s are left", job.name, job.expected_s,
+                         left)
+                continue
             if job.prepare is not None:
                 job.prepare()
             job.log_file.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ budget (`--steps`, a cap; `--plateau K` stops a run once K validations in a row 
 validation loss), then one `ttt eval` per task on the *full* held-out split (or its first `--items` per
 task). Runs go in parallel (`--jobs`, one subprocess each, `--threads` CPU threads each, on `--device`);
 every stage is resumable: a finished stage is skipped, an interrupted training resumes, and `--time-limit`
-ends a call cleanly (at the limit running jobs are stopped and resume on the next call). The NAR baseline is
+ends a call cleanly (at the limit running jobs are stopped and resume on the next call; an eval that would not
+end by then, by the time its task's evals took so far, is not started). The NAR baseline is
 decoded with a response block per task as long as the longest training response of that task
 (`--nar-length`), the lengths it was trained on, instead of the 256-token turn cap.
 
@@ -281,6 +282,22 @@ def job_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def expected_eval_seconds(runs: Path, system: str, task: str, device: str) -> float | None:
+    """How long evaluating `system` on `task` takes: the time of the latest eval of the task this study
+    finished on the same device, by the same system, else by any (the models are of one size; the answers'
+    lengths differ by system). The latest, because the cost changes as the study runs (the reference
+    recordings are heard once, the load beside it varies). None before any has finished. An eval starts over
+    when it is stopped, so the runner does not start one that this estimate says would not end by the deadline."""
+    finished: dict[str, list[tuple[float, float]]] = {}  # system -> (finished at, seconds)
+    for out in runs.glob(f"*-s*/eval-{task}"):
+        timing, settings = out / "eval_seconds.json", out / "eval_settings.json"
+        if timing.is_file() and settings.is_file() and json.loads(settings.read_text()).get("device") == device:
+            finished.setdefault(out.parent.name.rsplit("-s", 1)[0], []).append(
+                (timing.stat().st_mtime, float(json.loads(timing.read_text()))))
+    same = finished.get(system) or [t for ts in finished.values() for t in ts]
+    return max(same)[1] if same else None
+
+
 def row_jobs(system: str, seed: int, args: argparse.Namespace, splits: dict[str, Path],
              lengths: dict[str, dict] | None) -> list[Job]:
     """Train (system, seed), then evaluate its final model on each task (`--stage`: one of the two)."""
@@ -355,7 +372,8 @@ def row_jobs(system: str, seed: int, args: argparse.Namespace, splits: dict[str,
             "--threads", str(args.threads), "--device", args.device, "--max-last-span", str(args.max_last_span),
             "--max-new-tokens", str(args.max_new_tokens), "--seed", str(seed), "--no-progress", *extra),
             run_dir / f"eval-{task}.log", env, after=(train.name,) if trains else (),
-            done=finished, prepare=prepare, finish=move))
+            done=finished, prepare=prepare, finish=move,
+            expected_s=expected_eval_seconds(args.runs, system, task, args.device)))
     return jobs
 
 
@@ -842,7 +860,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (each a subprocess)")
     p.add_argument("--threads", type=int, help="CPU threads per job (default: cores / jobs)")
     p.add_argument("--time-limit", type=float, metavar="MIN",
-                   help="stop after MIN minutes: running jobs are stopped (they resume next time), the report written")
+                   help="stop after MIN minutes: running jobs are stopped (they resume next time), the report "
+                        "written; an eval that would not end by then is not started")
     p.add_argument("--runs", type=Path, help="where the runs go (default: runs/reproduce, runs/reproduce-smoke)")
     p.add_argument("--reports", type=Path,
                    help="where the report goes (default: reports/ once every row of all 8 systems x --seeds is "

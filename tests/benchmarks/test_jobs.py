@@ -47,6 +47,18 @@ def test_the_deadline_stops_running_jobs_and_starts_no_more(tmp_path):
     assert out.status == {"slow": "stopped", "next": "not started", "queued": "not started"}
 
 
+def test_a_job_that_would_not_end_before_the_deadline_leaves_its_slot_to_the_next(tmp_path):
+    jobs = [Job("long-eval", py("pass"), tmp_path / "e.log", expected_s=600.0),
+            Job("after-eval", py("pass"), tmp_path / "a.log", after=("long-eval",)),
+            Job("short-eval", py("pass"), tmp_path / "s.log", expected_s=0.1),
+            Job("train", py("pass"), tmp_path / "t.log")]
+    out = run_jobs(jobs, slots=1, deadline=time.monotonic() + 30.0, poll_s=0.05)
+    assert out.status == {"long-eval": "not started", "after-eval": "blocked", "short-eval": "ok", "train": "ok"}
+    assert not (tmp_path / "e.log").exists(), "a declined job is not started"
+    out = run_jobs([Job("long-eval", py("pass"), tmp_path / "e.log", expected_s=600.0)], slots=1, poll_s=0.05)
+    assert out.status == {"long-eval": "ok"}, "without a deadline every job runs"
+
+
 def test_bad_job_lists_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown jobs"):
         run_jobs([Job("a", py("pass"), tmp_path / "a.log", after=("zzz",))], slots=1)

@@ -313,3 +313,31 @@ def test_the_study_skips_dnsmos_where_no_metric_reads_it(tmp_path):
     (out / "eval_settings.json").write_text(json.dumps({**before, "max_new_tokens": 7}))
     with pytest.raises(ValueError, match="was evaluated with"):
         jobs["eval ttt-s0 spoken_qa"].done()
+
+
+def test_an_eval_expects_the_time_its_systems_latest_eval_took_on_the_same_device(tmp_path):
+    """The runner declines an eval that would not end before `--time-limit` (a stopped eval starts over):
+    its estimate is the latest finished eval of the task by the same system on the same device, else by any
+    system; none before the first has finished."""
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text("{}\n")
+    args = _args(tmp_path, data_dir=data, threads=1)
+    splits = {"tts": tmp_path / "tts.jsonl"}
+
+    def expected(system: str, seed: int) -> float | None:
+        return next(j.expected_s for j in row_jobs(system, seed, args, splits, None) if j.name.startswith("eval"))
+
+    assert expected("ttt", 1) is None
+    for when, (row, seconds, device) in enumerate((("ttt-s0", 300.0, args.device), ("nar-s0", 900.0, args.device),
+                                                   ("ttt-s2", 200.0, args.device), ("ttt-s3", 5000.0, "cuda:7"),
+                                                   ("nar-s2", 700.0, args.device))):
+        out = args.runs / row / "eval-tts"
+        out.mkdir(parents=True)
+        (out / "eval_seconds.json").write_text(json.dumps(seconds))
+        (out / "eval_settings.json").write_text(json.dumps({"device": device}))
+        os.utime(out / "eval_seconds.json", (1e9 + when, 1e9 + when))
+    assert expected("ttt", 1) == 200.0, "its own system's latest time, not an older one nor another device's"
+    assert expected("no-ppm", 1) == 700.0, "a system not evaluated yet expects the latest of any"
