@@ -7,9 +7,10 @@ running, starts a job once the jobs it waits for have succeeded, skips a job who
 running ones (SIGTERM, then SIGKILL after `grace_s`), so a command under a wall-clock limit ends on time and
 the next call resumes. A job that cannot resume (an evaluation starts over) may say how long it takes
 (`expected_s`): it is not started when it would not end before the deadline, so its slot goes to a job
-whose work survives the stop instead of to work that would be thrown away. A failed job fails only the jobs that wait for it. Jobs run in sessions of their
-own (a terminal's signals do not reach them), so the runner itself stops them when it is interrupted or
-sent SIGTERM: no training is left running unsupervised for the next call to start a second time.
+whose work survives the stop instead of to work that would be thrown away. A failed job fails only the
+jobs that wait for it. Jobs run in sessions of their own (a terminal's signals do not reach them), so the
+runner itself stops them when it is interrupted or sent SIGTERM: no training is left running unsupervised
+for the next call to start a second time.
 """
 from __future__ import annotations
 
