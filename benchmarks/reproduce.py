@@ -2,9 +2,10 @@
 ablations, and TtT with and without end padding.
 
     python -m benchmarks.reproduce --device cuda --jobs 24 --steps 6000 --plateau 4 --time-limit 9   # GPU + scorer
+    python -m benchmarks.reproduce --jobs 2 --threads 1 --steps 6000 --plateau 4 --time-limit 170   # CPU, the study
     python -m benchmarks.reproduce --jobs 2 --steps 1500 --items 100          # CPU (4.5-10 min training per row)
     python -m benchmarks.reproduce --smoke                                    # every stage on CPU in minutes
-    python -m benchmarks.reproduce --report-only                              # rewrite the report
+    python -m benchmarks.reproduce --report-only --steps 6000 --plateau 4 --discussion reports/reproduction_discussion.md
     python -m benchmarks.reproduce --stage train --pack data/repro-pack       # training data, packed to carry
     bash benchmarks/gpu_reproduce.sh                                          # there: train, --bundle rows to $OUT
     python -m benchmarks.reproduce --stage eval --unbundle rows-*.tar --steps 6000 --plateau 4   # here: evaluate
@@ -746,7 +747,10 @@ def write_report(found: dict, args: argparse.Namespace, lengths: dict | None) ->
             "answer, i.e. the fact — are drawn together, as they are not independent)" if clusters else "items")
     lines += ["", f"Cells: the metric over all items, averaged over seeds, with its 95% bootstrap interval over {unit}, "
               "pooled over seeds. Metric definitions: docs/evaluation.md. TTS length error is |length ratio − 1| per "
-              "item.", "",
+              "item. Train min and first audio s are wall-clock times on the machine that trained or evaluated each "
+              "row (the interval of first audio s covers only the items): where rows ran on different machines, "
+              "compare them within a seed (the JSON's per-seed values); audio fwd/s is a count, the same on any "
+              "machine.", "",
               "| system | seeds | steps | train min | " + " | ".join(labels) + " |",
               "|---|---|---|---|" + "---|" * len(labels)]
     for s in SYSTEMS:
